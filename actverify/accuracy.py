@@ -1,0 +1,186 @@
+"""The accuracy model: how far a result may be from the true value, in ULPs.
+
+All rules live here (the numbers per activation live in each spec, and docs/accuracy.md
+states both):
+
+* The true value f(x) is evaluated by the spec's reference in higher precision (float64 for
+  16- and 32-bit outputs, x87 extended precision for float64 outputs), and the error is the
+  real number |y - f(x)| / ulp(f(x)).  We never round the reference to the output format
+  first: torch casts float64 to float16 through float32, which double-rounds at ties.
+* ulp(r) = 2**(max(floor(log2|r|), emin) - (p - 1)), so subnormal results are measured in the
+  subnormal quantum and ulp(0) is the smallest subnormal; |r| above the largest finite value
+  uses the top binade's ulp.
+* NaN against NaN passes whatever the payload; NaN against a number fails either way.
+  Infinities must match exactly (an infinite error otherwise).
+* A zero's sign counts where the activation specifies it (`ActivationSpec.zero_sign`), and
+  always under the strict policy.
+* `default` policy: results whose true value is subnormal may be flushed to zero (PyTorch's
+  CPU sigmoid returns 0 for float32 x <= -89, where the true value is about 2e-39).
+  `strict` policy: every result must be correctly rounded (error <= 0.5 ulp), no flush, zero
+  signs and NaN as IEEE 754 prescribes; it reports every deviation, for findings, not verdicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from actverify.dtypes import FloatFormat
+from actverify.errors import UsageError
+
+# Extended precision for float64 outputs: the x87 80-bit format gives 11 extra bits.  Where
+# numpy's longdouble is plain double (Windows, Apple silicon) the reference for float64 is only
+# float64 itself and `reference_uncertainty` says how much that blurs a verdict.
+_EXTENDED = np.longdouble if np.finfo(np.longdouble).nmant >= 63 else np.float64
+
+
+def reference_dtype(fmt: FloatFormat) -> type:
+    """The numpy type a reference for outputs of `fmt` is evaluated in."""
+    return np.float64 if fmt.bits <= 32 else _EXTENDED
+
+
+def reference_uncertainty(fmt: FloatFormat) -> float:
+    """Error of the reference itself, in ulps of `fmt`: a few ulps of the reference type."""
+    ref_bits = np.finfo(reference_dtype(fmt)).nmant + 1
+    return 4.0 * 2.0 ** (fmt.precision - ref_bits)
+
+
+def to_reference(x: torch.Tensor, fmt: FloatFormat) -> np.ndarray:
+    """Exact conversion of a tensor of `fmt` (any device) to the reference's numpy type."""
+    # Every format we check converts exactly to float64; bfloat16 has no numpy type.
+    return x.detach().to("cpu", torch.float64).numpy().astype(reference_dtype(fmt))
+
+
+def ulp(reference: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """ulp of each real value in `reference`, in the binade it falls in for `fmt`."""
+    mag = np.abs(reference)
+    _, e = np.frexp(np.where(np.isfinite(mag) & (mag > 0), mag, 1.0))
+    exponent = np.clip(e.astype(np.int64) - 1, fmt.emin, fmt.emax)
+    exponent = np.where(mag > 0, exponent, fmt.emin)
+    return np.ldexp(np.ones_like(mag), (exponent - (fmt.precision - 1)).astype(np.int32))
+
+
+def ulp_error(actual: torch.Tensor, reference: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """|actual - reference| / ulp(reference) per element, as float64.
+
+    NaN vs NaN is 0; a NaN on one side only, or mismatched infinities, is +inf.
+    """
+    y = to_reference(actual, fmt).reshape(reference.shape)
+    r = reference.astype(y.dtype, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = (np.abs(y - r) / ulp(r, fmt)).astype(np.float64)
+        y_nan, r_nan = np.isnan(y), np.isnan(r)
+        err = np.where(y_nan & r_nan, 0.0, err)
+        err = np.where(y_nan ^ r_nan, np.inf, err)
+        # A true value past the overflow threshold (max + half an ulp) rounds to infinity.
+        r = np.where(np.abs(r) >= overflow_threshold(fmt), np.copysign(np.inf, r), r)
+        both_inf = np.isinf(y) & np.isinf(r)
+        err = np.where(both_inf, np.where(y == r, 0.0, np.inf), err)
+        err = np.where(np.isinf(y) ^ np.isinf(r), np.where(np.isinf(r), err, np.inf), err)
+    return err
+
+
+def overflow_threshold(fmt: FloatFormat) -> float:
+    """Smallest magnitude that rounds to infinity in `fmt` (round to nearest even)."""
+    rt = reference_dtype(fmt)  # float64 itself cannot hold the float64 threshold
+    with np.errstate(over="ignore"):
+        return rt(2.0) ** fmt.emax * (rt(2.0) - rt(2.0) ** -fmt.precision)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How strictly results are judged; see the module docstring and docs/accuracy.md."""
+
+    name: str
+    correct_rounding: bool  # every bound becomes 0.5 ulp
+    allow_flush: bool  # a subnormal true value may come back as zero
+    zero_sign: Literal["spec", "always"]  # whose word decides whether a zero's sign counts
+    nan: Literal["spec", "ieee"]  # spec conventions (step(NaN)=0 in PyTorch) or IEEE propagation
+
+
+DEFAULT = Policy("default", correct_rounding=False, allow_flush=True, zero_sign="spec", nan="spec")
+STRICT = Policy("strict", correct_rounding=True, allow_flush=False, zero_sign="always", nan="ieee")
+POLICIES = {p.name: p for p in (DEFAULT, STRICT)}
+
+
+def policy_named(name: str | Policy) -> Policy:
+    if isinstance(name, Policy):
+        return name
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise UsageError(f"unknown policy {name!r}; use one of {', '.join(POLICIES)}") from None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Element-wise verdict of results against a reference."""
+
+    error: np.ndarray  # ulp error per element (inf for NaN/inf mismatches)
+    bound: np.ndarray  # allowed ulp error per element
+    bad: np.ndarray  # bool mask of elements that break the policy
+    reason: np.ndarray  # object array: why each bad element is bad ('' where fine)
+
+    @property
+    def ok(self) -> bool:
+        return not bool(self.bad.any())
+
+    def worst_index(self) -> int:
+        """Flat index of the element most worth showing: a bad one first, the largest error."""
+        score = np.where(self.bad.ravel(), 1e300, 0.0) + np.nan_to_num(
+            self.error.ravel(), posinf=1e299
+        )
+        return int(np.argmax(score)) if score.size else -1
+
+    @property
+    def max_error(self) -> float:
+        finite = self.error[np.isfinite(self.error)]
+        if self.error.size and not np.isfinite(self.error).all():
+            return float("inf")
+        return float(finite.max()) if finite.size else 0.0
+
+
+def compare(
+    actual: torch.Tensor,
+    reference: np.ndarray,
+    *,
+    fmt: FloatFormat,
+    bound: float | np.ndarray,
+    policy: Policy,
+    zero_sign_specified: bool,
+) -> Comparison:
+    """Judge `actual` against the high-precision `reference` under `policy`.
+
+    `bound` is the spec's allowed error in ulps (scalar or per element); the reference's own
+    uncertainty is added so that a verdict never hinges on the last bits of the reference.
+    """
+    if actual.shape != reference.shape:
+        raise ValueError(f"shape mismatch: actual {tuple(actual.shape)}, reference {reference.shape}")
+    err = ulp_error(actual, reference, fmt)
+    allowed = 0.5 if policy.correct_rounding else bound
+    allowed = np.broadcast_to(np.asarray(allowed, dtype=np.float64), err.shape)
+    allowed = allowed + reference_uncertainty(fmt)
+    reason = np.full(err.shape, "", dtype=object)
+    bad = err > allowed
+    reason[bad] = "ulp error above bound"
+
+    y = to_reference(actual, fmt).reshape(reference.shape)
+    r = reference.astype(y.dtype, copy=False)
+    if policy.allow_flush:
+        # A flushed subnormal result is accepted: zero where the true value is below tiny.
+        flushed = (y == 0) & (np.abs(r) < fmt.tiny)
+        bad &= ~flushed
+        reason[flushed] = ""
+    if zero_sign_specified or policy.zero_sign == "always":
+        sign_wrong = (y == 0) & (r == 0) & (np.signbit(y) != np.signbit(r))
+        bad |= sign_wrong
+        reason[sign_wrong] = "sign of zero differs"
+    nan_wrong = np.isnan(y) ^ np.isnan(r)
+    reason[nan_wrong] = np.where(np.isnan(r[nan_wrong]), "expected NaN", "unexpected NaN")
+    r = np.where(np.abs(r) >= overflow_threshold(fmt), np.copysign(np.inf, r), r)
+    inf_wrong = (np.isinf(y) | np.isinf(r)) & (y != r) & ~nan_wrong
+    reason[inf_wrong] = "infinity mismatch"
+    return Comparison(error=err, bound=np.asarray(allowed), bad=bad, reason=reason)

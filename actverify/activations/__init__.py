@@ -1,0 +1,1 @@
+"""One module per activation, each defining `SPEC`; `actverify.spec.registry()` finds them."""

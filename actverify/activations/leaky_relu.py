@@ -1,0 +1,72 @@
+import numpy as np
+import torch.nn.functional as F
+from hypothesis import strategies as st
+from torch import nn
+
+from actverify.spec import ActivationSpec, Bound, EntryPoint, Param
+
+
+def reference(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    # The product is exact in the reference types for 16/32-bit inputs; for float64 inputs it
+    # is correctly rounded in extended precision.  IEEE evaluation: -inf * 0 is NaN.
+    with np.errstate(invalid="ignore"):
+        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def thresholds(fmt):
+    return (0.0, fmt.tiny, -fmt.tiny, -fmt.smallest_subnormal, -fmt.max)
+
+
+# Slopes the issue names: 0, tiny, the default, 1, above 1, negative; plus any in between.
+SLOPES = (0.0, 2.0**-20, 0.01, 0.2, 1.0, 2.5, -2.0, -0.5)
+
+
+def slopes(ndim: int) -> st.SearchStrategy[float]:
+    return st.one_of(
+        st.sampled_from(SLOPES),
+        st.floats(-10.0, 10.0, allow_subnormal=False, width=32),
+    )
+
+
+SPEC = ActivationSpec(
+    name="leaky_relu",
+    summary="x for x > 0, negative_slope * x otherwise",
+    signature="leaky_relu(x, negative_slope=0.01)",
+    entry_points=(
+        EntryPoint("F.leaky_relu", lambda x, negative_slope=0.01: F.leaky_relu(x, negative_slope)),
+        EntryPoint("nn.LeakyReLU", lambda x, negative_slope=0.01: nn.LeakyReLU(negative_slope)(x)),
+        EntryPoint(
+            "F.leaky_relu(inplace=True)",
+            lambda x, negative_slope=0.01: F.leaky_relu(x, negative_slope, inplace=True),
+            inplace=True,
+        ),
+        EntryPoint(
+            "nn.LeakyReLU(inplace=True)",
+            lambda x, negative_slope=0.01: nn.LeakyReLU(negative_slope, inplace=True)(x),
+            inplace=True,
+        ),
+    ),
+    reference=reference,
+    params=(Param("negative_slope", 0.01, "slope for x <= 0; any real number"),),
+    param_strategies={"negative_slope": slopes},
+    bounds={
+        "float16": Bound(1.0, "slope and product in float32, then rounded to 16 bits: "
+                              "double rounding can pass the half-ulp mark"),
+        "bfloat16": Bound(1.0, "as float16"),
+        "float32": Bound(1.0, "the slope is rounded to float32 (0.5 ulp) before one correctly "
+                              "rounded product (0.5 ulp)"),
+        "float64": Bound(0.5, "one correctly rounded product with the exact float64 slope"),
+    },
+    limits=lambda p: (
+        float("nan") if p["negative_slope"] == 0 else -np.sign(p["negative_slope"]) * np.inf,
+        float("inf"),
+    ),
+    monotone=lambda p: p["negative_slope"] >= 0,
+    identity_on_positive=True,
+    thresholds=thresholds,
+    conventions=(
+        "x > 0 gives x; otherwise negative_slope * x evaluated in IEEE arithmetic: "
+        "leaky_relu(-inf, 0) is NaN (-inf * 0), leaky_relu(-0, -2) is +0.",
+        "NaN propagates.",
+    ),
+)

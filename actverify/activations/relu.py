@@ -1,0 +1,43 @@
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actverify.spec import ActivationSpec, Bound, EntryPoint
+
+
+def reference(x: np.ndarray) -> np.ndarray:
+    # IEEE 754-2019 maximum(x, +0): +0 for -0, NaN propagates.
+    return np.where(np.isnan(x) | (x > 0), x, 0.0).astype(x.dtype)
+
+
+def thresholds(fmt):
+    return (0.0, fmt.tiny, fmt.smallest_subnormal, fmt.max)
+
+
+_EXACT = Bound(0.0, "exact: the result is the input or zero")
+
+SPEC = ActivationSpec(
+    name="relu",
+    summary="rectified linear unit max(x, 0)",
+    signature="relu(x)",
+    entry_points=(
+        EntryPoint("F.relu", F.relu),
+        EntryPoint("torch.relu", torch.relu),
+        EntryPoint("nn.ReLU", lambda x: nn.ReLU()(x)),
+        EntryPoint("torch.relu_", torch.relu_, inplace=True),
+        EntryPoint("F.relu(inplace=True)", lambda x: F.relu(x, inplace=True), inplace=True),
+        EntryPoint("nn.ReLU(inplace=True)", lambda x: nn.ReLU(inplace=True)(x), inplace=True),
+    ),
+    reference=reference,
+    bounds={name: _EXACT for name in ("float16", "bfloat16", "float32", "float64")},
+    range=lambda p: (0.0, float("inf")),
+    limits=lambda p: (0.0, float("inf")),
+    identity_on_positive=True,
+    thresholds=thresholds,
+    conventions=(
+        "relu(-0) may be -0 (PyTorch eager) or +0 (IEEE 754-2019 maximum, inductor); "
+        "the default policy accepts either, strict asks for +0.",
+        "NaN propagates.",
+    ),
+)

@@ -1,0 +1,61 @@
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actverify.spec import ActivationSpec, Bound, EntryPoint
+
+
+def reference(x: np.ndarray) -> np.ndarray:
+    # 1 / (1 + e^-x) loses nothing for x >= 0; for x < 0 use e^x / (1 + e^x) so that e^-x
+    # cannot overflow.  Both are a few ulps of the reference type, far below the output's ulp.
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def thresholds(fmt):
+    return (
+        0.0,
+        (fmt.precision + 1) * math.log(2),  # above this sigmoid rounds to 1
+        -math.log(fmt.max),  # below this the naive e^-x overflows
+        fmt.emin * math.log(2),  # below this the result is subnormal
+        (fmt.emin - fmt.precision + 1) * math.log(2),  # below this the result underflows to 0
+    )
+
+
+_TRANSCENDENTAL_16 = Bound(
+    1.0,
+    "faithful rounding: evaluated in float32 (or better) and rounded once, the float32 error "
+    "is below 2^-10 ulp of the 16-bit result, so any such kernel is within 1 ulp",
+)
+_WIDE = Bound(
+    3.0,
+    "1/(1+exp(-x)): exp within 2 ulp (CUDA Programming Guide bound for expf/exp), carried "
+    "through 1/(1+e) with condition <= 1, plus two correctly rounded operations (0.5 ulp each)",
+)
+
+SPEC = ActivationSpec(
+    name="sigmoid",
+    summary="logistic function 1 / (1 + exp(-x))",
+    signature="sigmoid(x)",
+    entry_points=(
+        EntryPoint("F.sigmoid", F.sigmoid),
+        EntryPoint("torch.sigmoid", torch.sigmoid),
+        EntryPoint("nn.Sigmoid", lambda x: nn.Sigmoid()(x)),
+        EntryPoint("torch.sigmoid_", torch.sigmoid_, inplace=True),
+    ),
+    reference=reference,
+    bounds={"float16": _TRANSCENDENTAL_16, "bfloat16": _TRANSCENDENTAL_16,
+            "float32": _WIDE, "float64": _WIDE},
+    range=lambda p: (0.0, 1.0),
+    limits=lambda p: (0.0, 1.0),
+    point_symmetry=0.5,
+    thresholds=thresholds,
+    conventions=(
+        "NaN propagates.",
+        "Results whose true value is subnormal may be flushed to zero (default policy).",
+    ),
+)

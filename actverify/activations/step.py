@@ -1,0 +1,48 @@
+import numpy as np
+import torch
+
+from actverify.spec import ActivationSpec, Bound, EntryPoint
+
+
+def heaviside(x: torch.Tensor) -> torch.Tensor:
+    return torch.heaviside(x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def heaviside_(x: torch.Tensor) -> torch.Tensor:
+    return x.heaviside_(torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def reference(x: np.ndarray) -> np.ndarray:
+    # IEEE reading: NaN propagates.  PyTorch returns 0 for NaN, accepted by the default policy
+    # through `accepted`.
+    return np.where(np.isnan(x), x, (x > 0).astype(x.dtype))
+
+
+def thresholds(fmt):
+    return (0.0, fmt.smallest_subnormal, -fmt.smallest_subnormal)
+
+
+_EXACT = Bound(0.0, "exact: the result is 0 or 1")
+
+SPEC = ActivationSpec(
+    name="step",
+    summary="binary step: 1 where x > 0, else 0 (torch.heaviside(x, 0))",
+    signature="step(x)",
+    entry_points=(
+        EntryPoint("torch.heaviside(x, 0)", heaviside),
+        EntryPoint("Tensor.heaviside", lambda x: x.heaviside(torch.zeros_like(x))),
+        EntryPoint("Tensor.heaviside_", heaviside_, inplace=True),
+    ),
+    reference=reference,
+    bounds={name: _EXACT for name in ("float16", "bfloat16", "float32", "float64")},
+    range=lambda p: (0.0, 1.0),
+    discrete_values=frozenset({0.0, 1.0}),
+    limits=lambda p: (0.0, 1.0),
+    accepted=lambda x, y, params: np.isnan(x) & (y == 0),
+    thresholds=thresholds,
+    conventions=(
+        "step(0) = step(-0) = 0: the threshold belongs to the lower side.",
+        "step(NaN) is 0 in PyTorch (NumPy's heaviside gives NaN); the default policy "
+        "accepts PyTorch's 0, strict asks for NaN.",
+    ),
+)

@@ -1,0 +1,46 @@
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actverify.activations.sigmoid import _TRANSCENDENTAL_16
+from actverify.spec import ActivationSpec, Bound, EntryPoint
+
+
+def thresholds(fmt):
+    return (
+        0.0,
+        math.sqrt(3 * 2.0**-fmt.precision),  # below this tanh(x) rounds to x
+        (fmt.precision + 2) * math.log(2) / 2,  # above this tanh rounds to 1
+        math.log(fmt.max) / 2,  # above this a naive e^(2x) overflows
+        fmt.tiny,
+    )
+
+
+_WIDE = Bound(
+    2.0,
+    "the CUDA Programming Guide's bound for tanhf; glibc's tanh/tanhf are within it",
+)
+
+SPEC = ActivationSpec(
+    name="tanh",
+    summary="hyperbolic tangent",
+    signature="tanh(x)",
+    entry_points=(
+        EntryPoint("F.tanh", F.tanh),
+        EntryPoint("torch.tanh", torch.tanh),
+        EntryPoint("nn.Tanh", lambda x: nn.Tanh()(x)),
+        EntryPoint("torch.tanh_", torch.tanh_, inplace=True),
+    ),
+    reference=np.tanh,
+    bounds={"float16": _TRANSCENDENTAL_16, "bfloat16": _TRANSCENDENTAL_16,
+            "float32": _WIDE, "float64": _WIDE},
+    range=lambda p: (-1.0, 1.0),
+    limits=lambda p: (-1.0, 1.0),
+    point_symmetry=0.0,
+    zero_sign="specified",
+    thresholds=thresholds,
+    conventions=("Odd: tanh(-0) = -0.", "NaN propagates."),
+)

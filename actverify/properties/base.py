@@ -1,0 +1,205 @@
+"""What a property is, what it examines, and how it says no.
+
+A `Property` is a named object: which targets it applies to (a predicate over the target and
+its activation's spec), which inputs it draws (a Hypothesis strategy built for a `Subject`), and
+a check that reads draw -> call -> assert and raises `Violation` with the evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from actverify.accuracy import Policy, reference_dtype, to_reference
+from actverify.dtypes import FloatFormat
+from actverify.spec import ActivationSpec
+from actverify.strategies import Case
+from actverify.targets import Target
+
+
+class Violation(AssertionError):
+    """A property does not hold.  Carries the element that shows it, for the report."""
+
+    def __init__(self, message: str, *, x: float | None = None, index: tuple | None = None,
+                 expected: float | None = None, actual: float | None = None,
+                 ulp_error: float | None = None, case: Case | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.x, self.index, self.expected, self.actual = x, index, expected, actual
+        self.ulp_error, self.case = ulp_error, case
+        self.details = details or {}
+
+
+class TargetMisbehaved(Violation):
+    """The target raised, or returned something that is not a tensor."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One target examined on one format and device under one accuracy policy."""
+
+    target: Target
+    fmt: FloatFormat
+    device: str
+    policy: Policy
+
+    @property
+    def spec(self) -> ActivationSpec:
+        return self.target.spec
+
+    def call(self, x: torch.Tensor, params: dict | None = None, *, fn: Callable | None = None,
+             inplace: bool | None = None) -> torch.Tensor:
+        """Call the target (or `fn`) as a user would, on a private copy if it works in place."""
+        fn = fn or self.target.fn
+        inplace = self.target.inplace if inplace is None else inplace
+        if inplace:  # keep the caller's tensor, but keep its memory layout for the kernel
+            x = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device).copy_(x)
+        try:
+            y = fn(x, **(params or {}))
+        except Exception as exc:
+            raise TargetMisbehaved(f"the target raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(y, torch.Tensor):
+            raise TargetMisbehaved(f"the target returned {type(y).__name__}, not a tensor")
+        return y
+
+    def canonical(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+        """PyTorch's own functional form of the activation, for comparisons."""
+        return self.call(x, params, fn=self.spec.canonical.fn, inplace=False)
+
+    def reference(self, x: torch.Tensor, params: dict | None = None) -> np.ndarray:
+        """The true function at x, in the reference precision for this format."""
+        return np.asarray(self.spec.reference(to_reference(x, self.fmt), **(params or {})),
+                          dtype=reference_dtype(self.fmt))
+
+    def bound(self, x: torch.Tensor, params: dict | None = None) -> np.ndarray:
+        """Allowed ulps per element under this subject's policy."""
+        if self.policy.correct_rounding:
+            return np.full(tuple(x.shape), 0.5)
+        b = self.spec.bound(self.fmt).evaluate(to_reference(x, self.fmt), params or {}, self.fmt)
+        return np.broadcast_to(np.asarray(b, dtype=np.float64), tuple(x.shape))
+
+    def values(self, t: torch.Tensor) -> np.ndarray:
+        """A tensor's values in the reference precision (exact)."""
+        return to_reference(t, self.fmt)
+
+    def fail_where(self, bad: np.ndarray, message: str, *, x: torch.Tensor, actual: torch.Tensor,
+                   expected: np.ndarray | None = None, error: np.ndarray | None = None,
+                   case: Case | None = None, **details: Any) -> None:
+        """Raise a Violation for the worst element of `bad` (if any), with its evidence."""
+        bad = np.asarray(bad, dtype=bool)
+        if not bad.any():
+            return
+        if error is not None:
+            score = np.where(bad, np.nan_to_num(error, nan=np.inf, posinf=1e300), -1.0)
+            flat = int(np.argmax(score))
+        else:
+            flat = int(np.argmax(bad.ravel()))
+        index = tuple(int(i) for i in np.unravel_index(flat, bad.shape)) if bad.shape else ()
+        xv = self.values(x).reshape(bad.shape)
+        yv = self.values(actual).reshape(bad.shape) if actual.shape == x.shape else None
+        raise Violation(
+            f"{message} ({int(bad.sum())} of {bad.size} elements)",
+            x=float(xv[index]), index=index,
+            actual=None if yv is None else float(yv[index]),
+            expected=None if expected is None else float(np.asarray(expected).reshape(bad.shape)[index]),
+            ulp_error=None if error is None else float(np.asarray(error).reshape(bad.shape)[index]),
+            case=case, details=details,
+        )
+
+
+Applies = Callable[[Target], bool]
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    summary: str
+    applies: Applies
+    inputs: Callable[[Subject], st.SearchStrategy[Case]]
+    check: Callable[[Subject, Case], None]
+    kind: str = "forward"
+    catches: tuple[str, ...] = field(default=())  # bug classes it exists for (docs)
+
+
+_PROPERTIES: dict[str, Property] = {}
+
+
+def law(name: str, *, summary: str, applies: Applies,
+        inputs: Callable[[Subject], st.SearchStrategy[Case]], kind: str = "forward"):
+    """Register the decorated check as the property `name`."""
+
+    def register(check: Callable[[Subject, Case], None]) -> Property:
+        if name in _PROPERTIES:
+            raise ValueError(f"property {name!r} is defined twice")
+        prop = Property(name=name, summary=summary, applies=applies, inputs=inputs,
+                        check=check, kind=kind)
+        _PROPERTIES[name] = prop
+        return prop
+
+    return register
+
+
+def all_properties() -> dict[str, Property]:
+    return dict(_PROPERTIES)
+
+
+# Predicates over targets, so that `applies=` reads as a sentence.
+def always(target: Target) -> bool:
+    return True
+
+
+def elementwise(target: Target) -> bool:
+    return target.spec.elementwise
+
+
+def activation(*names: str) -> Applies:
+    return lambda target: target.activation in names
+
+
+def out_of_place(target: Target) -> bool:
+    return not target.inplace
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Element-wise bit equality; any NaN equals any NaN (payloads are not specified)."""
+    from actverify.dtypes import float_format
+
+    fa, fb = float_format(a.dtype), float_format(b.dtype)
+    ba, bb = fa.bits_of(a.cpu()).numpy(), fb.bits_of(b.cpu()).numpy()
+    both_nan = torch.isnan(a.cpu()).numpy() & torch.isnan(b.cpu()).numpy()
+    return (ba == bb) | both_nan
+
+
+# Figures a check wants reported (the worst ULP error and where), collected by the runner.
+import contextvars  # noqa: E402
+
+_OBSERVER: contextvars.ContextVar[Callable[[str, float, float | None], None] | None] = (
+    contextvars.ContextVar("actverify_observer", default=None))
+
+
+def observe(metric: str, value: float, x: float | None = None) -> None:
+    """Report a figure (e.g. 'ulp', the worst error of this example, at input x)."""
+    sink = _OBSERVER.get()
+    if sink is not None:
+        sink(metric, value, x)
+
+
+def observing(sink: Callable[[str, float, float | None], None]):
+    """Context manager routing `observe` calls to `sink`."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def scope():
+        token = _OBSERVER.set(sink)
+        try:
+            yield
+        finally:
+            _OBSERVER.reset(token)
+
+    return scope()

@@ -1,0 +1,203 @@
+"""Tensor semantics every kernel owes its callers, checked bit for bit.
+
+The result's dtype, shape and device; the input left alone; results independent of
+neighbours, size, memory layout and of the call (determinism); empty and 0-d tensors; and
+PyTorch's entry points agreeing with each other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from actverify.accuracy import ulp
+from actverify.properties.base import (Subject, always, elementwise, law, out_of_place,
+                                       same_bits)
+from actverify.strategies import Case, cases, params_for, shapes, tensors
+
+
+def everything(s: Subject) -> st.SearchStrategy[Case]:
+    return cases(spec=s.spec, fmt=s.fmt, device=s.device)
+
+
+def with_layouts(s: Subject) -> st.SearchStrategy[Case]:
+    return cases(spec=s.spec, fmt=s.fmt, device=s.device, layout=True, inplace=s.target.inplace)
+
+
+def differ(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, message: str,
+           x: torch.Tensor | None = None) -> None:
+    """Fail where y and expected are not the same bits."""
+    s.fail_where(~same_bits(y, expected).reshape(tuple(y.shape)), message,
+                 x=case.x if x is None else x, actual=y, expected=s.values(expected), case=case)
+
+
+def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, message: str,
+                 x: torch.Tensor | None = None, params: dict | None = None) -> None:
+    """Fail where two ways of computing the same values disagree beyond the policy.
+
+    Strict: bit for bit.  Default: by at most one accuracy bound, B(x) ulps of the true value:
+    a kernel's vector body and scalar tail may round differently (PyTorch's CPU sigmoid does,
+    docs/findings.md), but no further apart than the model allows one result to be off.
+    Activations with a zero bound (ReLU, step) stay bit for bit under both.
+    """
+    x = case.x if x is None else x
+    same = same_bits(y, expected).reshape(tuple(y.shape))
+    if s.policy.correct_rounding:
+        s.fail_where(~same, message + " (strict: bit for bit)", x=x, actual=y,
+                     expected=s.values(expected), case=case)
+        return
+    params = case.params if params is None else params
+    own = {k: v for k, v in params.items() if not k.startswith("_")}
+    ref = s.reference(x, own)
+    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
+        gap = np.abs(s.values(y) - s.values(expected)) / ulp(ref, s.fmt)
+    bad = ~same & ~(gap <= s.bound(x, own))
+    s.fail_where(bad, message + " by more than the accuracy bound", x=x, actual=y,
+                 expected=s.values(expected), error=gap, case=case)
+
+
+@law("signature", summary="the result is a tensor of the input's dtype, shape and device",
+     applies=always, inputs=with_layouts)
+def signature(s: Subject, case: Case) -> None:
+    y = s.call(case.x, case.params)
+    for what, got, want in (("dtype", y.dtype, case.x.dtype), ("shape", tuple(y.shape),
+                            tuple(case.x.shape)), ("device", y.device, case.x.device)):
+        if got != want:
+            from actverify.properties.base import Violation
+
+            raise Violation(f"result {what} is {got}, the input's is {want}", case=case)
+
+
+@law("input_unmodified", summary="an out-of-place form leaves its input's bits untouched",
+     applies=out_of_place, inputs=with_layouts)
+def input_unmodified(s: Subject, case: Case) -> None:
+    before = case.x.clone()
+    s.call(case.x, case.params)
+    differ(s, case, case.x, before, "the input was modified by an out-of-place call")
+
+
+@law("inplace_writes_input", summary="an in-place form returns its input, holding the "
+     "out-of-place result", applies=lambda t: t.inplace,
+     inputs=lambda s: cases(spec=s.spec, fmt=s.fmt, device=s.device, layout=True, inplace=True))
+def inplace_writes_input(s: Subject, case: Case) -> None:
+    expected = s.canonical(case.x, case.params)
+    x = case.x.clone()
+    y = s.call(x, case.params, inplace=False)  # hand over our copy: it must be written
+    from actverify.properties.base import Violation
+
+    if y.data_ptr() != x.data_ptr() and x.numel():
+        raise Violation("the in-place form returned a new tensor instead of its input", case=case)
+    inconsistent(s, case, x, expected, "the in-place result differs from the out-of-place one")
+
+
+@st.composite
+def independence_cases(draw, s: Subject) -> Case:
+    case = draw(cases(spec=s.spec, fmt=s.fmt, device=s.device,
+                      shape=shapes(min_dims=1, max_dims=1, allow_empty=False)))
+    n = case.x.numel()
+    case.params["_skip"] = draw(st.integers(1, max(1, min(n - 1, 70)))) if n > 1 else 0
+    case.params["_pad"] = draw(st.integers(1, 70))
+    case.params["_seed"] = draw(st.integers(0, 2**16))
+    return case
+
+
+def _split(params: dict) -> tuple[dict, dict]:
+    own = {k: v for k, v in params.items() if not k.startswith("_")}
+    return own, {k: v for k, v in params.items() if k.startswith("_")}
+
+
+@law("elementwise_independence", summary="an element's result does not depend on its "
+     "neighbours, its position or the tensor's size (vector body and scalar tail agree)",
+     applies=elementwise, inputs=lambda s: independence_cases(s))
+def elementwise_independence(s: Subject, case: Case) -> None:
+    params, knobs = _split(case.params)
+    x = case.x
+    y = s.call(x, params)
+    k = knobs["_skip"]
+    inconsistent(s, case, s.call(x[k:].clone(), params), y[k:],
+           f"results change when the tensor starts {k} elements later", x=x[k:])
+    g = torch.Generator().manual_seed(knobs["_seed"])
+    pad = torch.randn(knobs["_pad"], generator=g, dtype=torch.float64).to(x.dtype).to(x.device)
+    inconsistent(s, case, s.call(torch.cat([x, pad]), params)[: x.numel()], y,
+           f"results change when {knobs['_pad']} elements are appended")
+    perm = torch.randperm(x.numel(), generator=g).to(x.device)
+    inconsistent(s, case, s.call(x[perm], params), y[perm],
+           "results change when the elements are permuted", x=x[perm])
+
+
+@st.composite
+def row_cases(draw, s: Subject) -> Case:
+    x = draw(tensors(fmt=s.fmt, device=s.device,
+                     shape=shapes(min_dims=2, max_dims=3, allow_empty=False)))
+    return Case(x, {**draw(params_for(s.spec, x.ndim)), "_seed": draw(st.integers(0, 2**16))})
+
+
+@law("row_independence", summary="softmax of one row does not depend on the other rows",
+     applies=lambda t: not t.spec.elementwise, inputs=lambda s: row_cases(s))
+def row_independence(s: Subject, case: Case) -> None:
+    params, knobs = _split(case.params)
+    dim = params["dim"] % case.x.ndim
+    other = (dim + 1) % case.x.ndim  # a dimension along which rows are independent
+    y = s.call(case.x, params)
+    g = torch.Generator().manual_seed(knobs["_seed"])
+    keep = torch.randperm(case.x.shape[other], generator=g)[: max(1, case.x.shape[other] // 2)]
+    keep = keep.to(case.x.device)
+    sub = case.x.index_select(other, keep)
+    inconsistent(s, case, s.call(sub, params), y.index_select(other, keep),
+           f"rows along dim {dim} change when other rows (dim {other}) are removed or reordered",
+           x=sub)
+
+
+@law("determinism", summary="two calls on the same input agree bit for bit",
+     applies=always, inputs=everything)
+def determinism(s: Subject, case: Case) -> None:
+    first, second = s.call(case.x, case.params), s.call(case.x, case.params)
+    differ(s, case, second, first, "a second call gave different bits")
+
+
+@law("layout_invariance", summary="transposed, strided, offset, expanded and channels_last "
+     "inputs give the bits of the contiguous input", applies=always, inputs=with_layouts)
+def layout_invariance(s: Subject, case: Case) -> None:
+    y = s.call(case.x, case.params)
+    expected = s.call(case.x.contiguous(), case.params)
+    inconsistent(s, case, y, expected, f"the {case.layout} layout changes the results",
+                 x=case.x.contiguous())
+
+
+@st.composite
+def degenerate(draw, s: Subject) -> Case:
+    shape = draw(st.sampled_from([(), (0,), (0, 3), (3, 0), (2, 0, 5)]))
+    x = draw(tensors(fmt=s.fmt, device=s.device, shape=st.just(shape),
+                     thresholds=s.spec.thresholds(s.fmt)))
+    return Case(x, draw(params_for(s.spec, x.ndim)))
+
+
+@law("empty_and_scalar", summary="empty tensors give empty results of the same shape; a 0-d "
+     "tensor gives a 0-d result equal to the 1-element case", applies=always,
+     inputs=lambda s: degenerate(s))
+def empty_and_scalar(s: Subject, case: Case) -> None:
+    y = s.call(case.x, case.params)
+    if tuple(y.shape) != tuple(case.x.shape) or y.dtype != case.x.dtype:
+        from actverify.properties.base import Violation
+
+        raise Violation(f"input of shape {tuple(case.x.shape)} gave shape {tuple(y.shape)}, "
+                        f"dtype {y.dtype}", case=case)
+    if case.x.ndim == 0:
+        params = dict(case.params)
+        if "dim" in params:
+            params["dim"] = 0
+        one = s.call(case.x.reshape(1), params)
+        inconsistent(s, case, y.reshape(1), one, "a 0-d input differs from the same value in 1-d",
+               x=case.x.reshape(1))
+
+
+@law("entry_points_agree", summary="the nn module, torch.*, functional and in-place forms "
+     "agree bit for bit", applies=lambda t: t.builtin and t.name != t.spec.canonical.name,
+     inputs=with_layouts)
+def entry_points_agree(s: Subject, case: Case) -> None:
+    inconsistent(s, case, s.call(case.x, case.params), s.canonical(case.x, case.params),
+           f"{s.target.name} differs from {s.spec.canonical.name}")
+
+
+__all__ = ["np"]

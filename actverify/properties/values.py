@@ -1,0 +1,131 @@
+"""Properties of the values: accuracy against the reference, range, limits, order, NaN."""
+
+from __future__ import annotations
+
+import hypothesis
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from actverify.accuracy import compare
+from actverify.properties.base import (Subject, activation, always, elementwise, law,
+                                       observe)
+from actverify.strategies import Case, cases, shapes, tensors, params_for
+
+
+def everything(s: Subject) -> st.SearchStrategy[Case]:
+    return cases(spec=s.spec, fmt=s.fmt, device=s.device)
+
+
+def judge(s: Subject, case: Case, y: torch.Tensor):
+    """Compare y with the reference under the policy; conventions accepted under default."""
+    ref = s.reference(case.x, case.params)
+    cmp = compare(y, ref, fmt=s.fmt, bound=s.bound(case.x, case.params), policy=s.policy,
+                  zero_sign_specified=s.spec.zero_sign == "specified")
+    bad = cmp.bad
+    if s.spec.accepted is not None and s.policy.nan == "spec":
+        bad = bad & ~s.spec.accepted(s.values(case.x), s.values(y).reshape(ref.shape), case.params)
+    return cmp, ref, bad
+
+
+@law("accuracy", summary="every result is within the accuracy bound of the true value (ULPs)",
+     applies=always, inputs=everything)
+def accuracy(s: Subject, case: Case) -> None:
+    y = s.call(case.x, case.params)
+    cmp, ref, bad = judge(s, case, y)
+    finite = np.where(np.isfinite(cmp.error), cmp.error, -1.0)
+    if finite.size and finite.max() >= 0:  # steer the search toward inputs with large errors
+        worst = int(np.argmax(finite))
+        hypothesis.target(float(finite.flat[worst]), label="max ulp error")
+        observe("ulp", float(finite.flat[worst]), float(s.values(case.x).flat[worst]))
+    reason = next((r for r in cmp.reason[bad].ravel() if r), "ulp error above bound")
+    s.fail_where(bad, f"result differs from the true value: {reason}", x=case.x, actual=y,
+                 expected=ref, error=cmp.error, case=case, bound=float(np.max(cmp.bound))
+                 if cmp.bound.size else None)
+
+
+@law("range", summary="finite outputs stay in the activation's range (and discrete set)",
+     applies=lambda t: t.spec.range is not None, inputs=everything)
+def value_range(s: Subject, case: Case) -> None:
+    y = s.call(case.x, case.params)
+    lo, hi = s.spec.range(case.params)
+    yv, xv = s.values(y), s.values(case.x)
+    outside = ~np.isnan(xv) & ((yv < lo) | (yv > hi) | np.isnan(yv))
+    if s.spec.accepted is not None:
+        outside &= ~s.spec.accepted(xv, yv, case.params)
+    s.fail_where(outside & ~np.isnan(s.reference(case.x, case.params)),
+                 f"output outside [{lo}, {hi}]", x=case.x, actual=y, case=case)
+    if s.spec.discrete_values is not None:
+        allowed = np.isin(yv, list(s.spec.discrete_values)) | np.isnan(xv)
+        s.fail_where(~allowed, f"output not in {sorted(s.spec.discrete_values)}",
+                     x=case.x, actual=y, case=case)
+
+
+def infinities(s: Subject) -> st.SearchStrategy[Case]:
+    @st.composite
+    def draw(draw):
+        shape = draw(shapes(min_dims=1, allow_empty=False, allow_large=False))
+        signs = draw(st.lists(st.booleans(), min_size=1, max_size=8))
+        n = int(np.prod(shape))
+        pattern = torch.tensor([np.inf if b else -np.inf for b in signs], dtype=torch.float64)
+        x = pattern.repeat(n // len(signs) + 1)[:n].reshape(shape).to(s.fmt.dtype).to(s.device)
+        return Case(x, draw(params_for(s.spec, x.ndim)))
+    return draw()
+
+
+@law("limits", summary="f(-inf) and f(+inf) are the activation's limits, exactly",
+     applies=lambda t: t.spec.limits is not None, inputs=infinities)
+def limits(s: Subject, case: Case) -> None:
+    y = s.call(case.x, case.params)
+    lo, hi = s.spec.limits(case.params)
+    xv, yv = s.values(case.x), s.values(y)
+    expected = np.where(xv < 0, lo, hi)
+    wrong = ~((yv == expected) | (np.isnan(yv) & np.isnan(expected)))
+    s.fail_where(wrong, "wrong value at infinity", x=case.x, actual=y, expected=expected, case=case)
+
+
+def sortable(s: Subject) -> st.SearchStrategy[Case]:
+    return cases(spec=s.spec, fmt=s.fmt, device=s.device, monotone_only=True)
+
+
+@law("monotonic", summary="non-decreasing over the whole sorted input, every adjacent pair",
+     applies=elementwise, inputs=sortable)
+def monotonic(s: Subject, case: Case) -> None:
+    flat = case.x.flatten()
+    ordered = torch.sort(flat[~torch.isnan(flat)]).values
+    y = s.call(ordered, case.params)
+    yv = s.values(y)
+    defined = ~np.isnan(s.reference(ordered, case.params))
+    pair_ok = (yv[1:] >= yv[:-1]) | ~(defined[1:] & defined[:-1])
+    bad = np.concatenate([[False], ~pair_ok])
+    s.fail_where(bad, "output decreases although the input increases (x is the larger input "
+                 "of the pair; expected is the output at the smaller one)", x=ordered, actual=y,
+                 expected=np.concatenate([[np.nan], yv[:-1]]), case=Case(ordered, case.params))
+
+
+@st.composite
+def _with_nans(draw, s: Subject) -> Case:
+    case = draw(cases(spec=s.spec, fmt=s.fmt, device=s.device,
+                      shape=shapes(min_dims=1, allow_empty=False)))
+    n = case.x.numel()
+    where = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=min(n, 8)))
+    x = case.x.flatten().clone()
+    x[torch.tensor(where, device=x.device)] = float("nan")
+    return Case(x.reshape(case.x.shape), case.params)
+
+
+@law("nan_propagation", summary="NaN in gives NaN out (the whole row for softmax), or the "
+     "activation's documented convention under the default policy",
+     applies=always, inputs=lambda s: _with_nans(s))
+def nan_propagation(s: Subject, case: Case) -> None:
+    y = s.call(case.x, case.params)
+    ref = s.reference(case.x, case.params)
+    yv = s.values(y)
+    wrong = np.isnan(ref) & ~np.isnan(yv)
+    if s.spec.accepted is not None and s.policy.nan == "spec":
+        wrong &= ~s.spec.accepted(s.values(case.x), yv, case.params)
+    s.fail_where(wrong, "NaN did not propagate", x=case.x, actual=y, expected=ref, case=case)
+
+
+__all__ = ["accuracy", "value_range", "limits", "monotonic", "nan_propagation", "activation",
+           "tensors"]

@@ -1,0 +1,235 @@
+"""Run properties against targets through Hypothesis and keep what was learned.
+
+`run_property` is the one place where a property meets Hypothesis: it builds the test, gives
+it a database key of its own, collects figures, and turns the shrunk failure into a `Failure`
+with a replay file.  Everything else (pytest suite, `actverify report`, `actverify check`)
+calls it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from hypothesis import given, settings as Settings
+
+from actverify import properties as _registry  # noqa: F401  (registers the properties)
+from actverify.accuracy import Policy, policy_named
+from actverify.devices import available_devices
+from actverify.dtypes import DTYPE_NAMES, FloatFormat, float_format
+from actverify.profiles import profile_settings
+from actverify.properties import Property, Subject, Violation, properties_for
+from actverify.properties.base import TargetMisbehaved, observing
+from actverify.strategies import Case
+from actverify.targets import Target
+
+REPLAY_DIR = Path(".actverify") / "replay"
+
+
+@dataclass
+class Failure:
+    """The evidence for one violated property, shrunk by Hypothesis."""
+
+    message: str
+    x: float | None = None
+    x_bits: str | None = None
+    index: list[int] | None = None
+    expected: float | None = None
+    expected_bits: str | None = None  # the true value rounded to the format
+    actual: float | None = None
+    actual_bits: str | None = None
+    ulp_error: float | None = None
+    input_shape: list[int] | None = None
+    layout: str | None = None
+    params: dict = field(default_factory=dict)
+    replay: str | None = None  # the command that replays exactly this case
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    property: str
+    activation: str
+    target: str
+    dtype: str
+    device: str
+    policy: str
+    status: str  # passed | failed | not_checked | error
+    examples: int = 0
+    values: int = 0
+    max_ulp: float | None = None
+    max_ulp_x: float | None = None
+    seconds: float = 0.0
+    failure: Failure | None = None
+    reason: str | None = None  # for not_checked and error
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _bits(fmt: FloatFormat, value: float | None) -> str | None:
+    if value is None:
+        return None
+    return fmt.hex(value)
+
+
+def _save_replay(subject: Subject, prop: Property, case: Case, directory: Path) -> str | None:
+    if subject.target.source is None:
+        return None
+    blob = {"property": prop.name, "target": subject.target.source,
+            "activation": subject.target.activation, "dtype": subject.fmt.name,
+            "device": subject.device, "policy": subject.policy.name,
+            "x": case.x.detach().cpu(), "params": dict(case.params), "layout": case.layout}
+    digest = hashlib.sha1(repr((prop.name, subject.target.source, subject.fmt.name,
+                                subject.device, subject.fmt.bits_of(case.x.cpu()).numpy().tobytes(),
+                                sorted(case.params.items()))).encode()).hexdigest()[:12]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{prop.name}-{subject.target.activation}-{subject.fmt.name}-{digest}.pt"
+    torch.save(blob, path)
+    return f"python -m actverify replay {path}"
+
+
+def failure_from(v: Violation, subject: Subject, prop: Property, case: Case,
+                 replay_dir: Path) -> Failure:
+    fmt = subject.fmt
+    case = v.case or case
+    return Failure(
+        message=v.message, x=v.x, x_bits=_bits(fmt, v.x), index=list(v.index or []) or None,
+        expected=v.expected, expected_bits=_bits(fmt, v.expected),
+        actual=v.actual, actual_bits=_bits(fmt, v.actual), ulp_error=v.ulp_error,
+        input_shape=list(case.x.shape), layout=case.layout, params=dict(case.params),
+        replay=_save_replay(subject, prop, case, replay_dir),
+        details={k: v for k, v in v.details.items() if isinstance(v, (int, float, str))},
+    )
+
+
+def run_property(prop: Property, subject: Subject, *, settings: Settings | None = None,
+                 replay_dir: Path = REPLAY_DIR) -> Outcome:
+    """Search for a counterexample to `prop` on `subject`; return what happened."""
+    outcome = Outcome(prop.name, subject.target.activation, subject.target.name,
+                      subject.fmt.name, subject.device, subject.policy.name, "passed")
+    if not subject.target.supports(subject.fmt, subject.device):
+        outcome.status, outcome.reason = "not_checked", "outside what the target declares"
+        return outcome
+    last: dict[str, Case] = {}
+
+    def sink(metric: str, value: float, x: float | None) -> None:
+        if metric == "ulp" and (outcome.max_ulp is None or value > outcome.max_ulp):
+            outcome.max_ulp, outcome.max_ulp_x = value, x
+
+    @given(case=prop.inputs(subject))
+    def test(case: Case) -> None:
+        last["case"] = case
+        outcome.examples += 1
+        outcome.values += case.x.numel()
+        try:
+            prop.check(subject, case)
+        except Violation as v:
+            v.case = v.case or case
+            raise
+
+    base = settings or profile_settings()
+    test = Settings(base)(test)
+    key = f"{prop.name}|{subject.target.source or subject.target.name}|{subject.fmt.name}|"
+    key += f"{subject.device}|{subject.policy.name}"
+    test.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
+    start = time.perf_counter()
+    try:
+        with observing(sink):
+            test()
+    except Violation as v:
+        outcome.status = "failed"
+        outcome.failure = failure_from(v, subject, prop, last.get("case"), replay_dir)
+    except Exception as exc:  # Hypothesis health checks, flaky tests, our own bugs
+        outcome.status = "error"
+        outcome.reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def subjects(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
+             devices: Iterable[str] | None = None, policy: str | Policy = "default"
+             ) -> Iterator[Subject]:
+    pol = policy_named(policy)
+    for target in targets:
+        for device in devices or available_devices():
+            for dtype in dtypes or DTYPE_NAMES:
+                yield Subject(target, float_format(dtype), device, pol)
+
+
+def verify(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
+           devices: Iterable[str] | None = None, policy: str | Policy = "default",
+           properties: Iterable[str] | None = None, settings: Settings | None = None,
+           on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Every applicable property on every (target, dtype, device); outcomes in order."""
+    wanted = set(properties) if properties else None
+    results = []
+    for subject in subjects(targets, dtypes=dtypes, devices=devices, policy=policy):
+        for prop in properties_for(subject.target):
+            if wanted is not None and prop.name not in wanted:
+                continue
+            outcome = run_property(prop, subject, settings=settings)
+            results.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    return results
+
+
+def format_failure(outcome: Outcome) -> str:
+    """A failure as a person reads it: what broke, on which input, and how to replay it."""
+    f = outcome.failure
+    lines = [f"{outcome.property} violated by {outcome.target} ({outcome.activation}, "
+             f"{outcome.dtype}, {outcome.device}, policy {outcome.policy})", f"  {f.message}"]
+
+    def row(label, value, bits):
+        if value is not None:
+            lines.append(f"  {label:<9}{value!r}" + (f"  [{bits}]" if bits else ""))
+
+    row("input", f.x, f.x_bits)
+    if f.index:
+        lines.append(f"  at index {tuple(f.index)} of an input of shape {tuple(f.input_shape)}, "
+                     f"layout {f.layout}")
+    row("expected", f.expected, f.expected_bits)
+    row("actual", f.actual, f.actual_bits)
+    if f.ulp_error is not None:
+        lines.append(f"  ulp error {f.ulp_error:.4g}")
+    if f.params:
+        lines.append(f"  params   {f.params}")
+    for k, v in f.details.items():
+        lines.append(f"  {k:<9}{v}")
+    if f.replay:
+        lines.append(f"  replay:  {f.replay}")
+    return "\n".join(lines)
+
+
+def main_replay(path: str) -> int:
+    """Run the check of a saved case once; exit 1 if it still fails."""
+    from actverify.properties import all_properties
+    from actverify.targets import resolve_target
+
+    blob = torch.load(path, weights_only=False)
+    target = resolve_target(blob["target"], blob["activation"])
+    subject = Subject(target, float_format(blob["dtype"]), blob["device"],
+                      policy_named(blob["policy"]))
+    prop = all_properties()[blob["property"]]
+    case = Case(blob["x"].to(blob["device"]), blob["params"], blob["layout"])
+    try:
+        prop.check(subject, case)
+    except (Violation, TargetMisbehaved) as v:
+        outcome = Outcome(prop.name, target.activation, target.name, subject.fmt.name,
+                          subject.device, subject.policy.name, "failed",
+                          failure=failure_from(v, subject, prop, case, Path(path).parent))
+        outcome.failure.replay = f"python -m actverify replay {path}"
+        print(format_failure(outcome))
+        return 1
+    print(f"{prop.name} holds for {target.name} on the saved case ({path})")
+    return 0
+
+
+__all__ = ["run_property", "verify", "format_failure", "Outcome", "Failure", "sys"]

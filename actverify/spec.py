@@ -1,0 +1,133 @@
+"""The declarative description of an activation: what it is, never how it is tested.
+
+One `ActivationSpec` per activation lives in `actverify/activations/<name>.py`; properties read
+its fields to decide whether they apply and what to expect.  Adding an activation means
+writing one such file: the registry below discovers it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from actverify.dtypes import FloatFormat
+from actverify.errors import UsageError
+
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter of the activation (leaky ReLU's slope, softmax's dim)."""
+
+    name: str
+    default: Any
+    doc: str
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """One way PyTorch exposes the activation, wrapped to the functional signature."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    inplace: bool = False  # writes its result into the input tensor and returns it
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Allowed error in ulps under the default policy, with the reason for the number.
+
+    `ulps` is a number, or a function (x_ref, params, fmt) -> per-element ulps for activations
+    whose error grows with the input (softmax's sum over the row).
+    """
+
+    ulps: float | Callable[[np.ndarray, Params, FloatFormat], np.ndarray]
+    reason: str
+
+    def evaluate(self, x_ref: np.ndarray, params: Params, fmt: FloatFormat) -> np.ndarray | float:
+        return self.ulps(x_ref, params, fmt) if callable(self.ulps) else float(self.ulps)
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    name: str
+    summary: str
+    signature: str  # the torch.nn.functional signature custom kernels are called with
+    entry_points: tuple[EntryPoint, ...]  # the first is the canonical (functional) form
+    # reference(x, **params): the true function on a numpy array of float64 or longdouble,
+    # evaluated in that array's precision.
+    reference: Callable[..., np.ndarray]
+    bounds: Mapping[str, Bound]  # per dtype name, default policy
+    params: tuple[Param, ...] = ()
+    elementwise: bool = True
+    # Closed range of outputs for non-NaN inputs, as a function of the parameters; None: unbounded.
+    range: Callable[[Params], tuple[float, float]] | None = None
+    discrete_values: frozenset[float] | None = None  # every output lies in this set (step)
+    # Values at -inf and +inf (IEEE evaluation of the definition), None where not stated.
+    limits: Callable[[Params], tuple[float, float]] | None = None
+    # Non-decreasing for these parameters (leaky ReLU with a negative slope is not).
+    monotone: Callable[[Params], bool] = lambda params: True
+    # f(-x) = 2c - f(x) for this c (tanh: 0, odd; sigmoid: 1/2), None when no such symmetry.
+    point_symmetry: float | None = None
+    identity_on_positive: bool = False  # f(x) = x exactly for x > 0
+    zero_sign: Literal["specified", "free"] = "free"  # does the sign of a zero result count?
+    # Outputs a documented convention also accepts under the default policy, besides the IEEE
+    # reference (PyTorch's step(NaN) = 0; zeros for an all -inf softmax row):
+    # accepted(x_ref, y_ref, params) -> bool mask of elements whose output is accepted.
+    accepted: Callable[[np.ndarray, np.ndarray, Params], np.ndarray] | None = None
+    # Inputs where behaviour changes per format: saturation, overflow of a naive formula,
+    # the kink.  Strategies concentrate values around these.
+    thresholds: Callable[[FloatFormat], tuple[float, ...]] = lambda fmt: (0.0,)
+    conventions: tuple[str, ...] = ()  # prose, shown in docs and reports
+    # Parameter values to draw; keyed by parameter name, built lazily per tensor rank.
+    param_strategies: Mapping[str, Callable[[int], st.SearchStrategy[Any]]] = field(
+        default_factory=dict
+    )
+
+    @property
+    def canonical(self) -> EntryPoint:
+        return self.entry_points[0]
+
+    def default_params(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def bound(self, fmt: FloatFormat) -> Bound:
+        return self.bounds[fmt.name]
+
+
+def ln(v: float) -> float:
+    return math.log(v)
+
+
+_REGISTRY: dict[str, ActivationSpec] | None = None
+
+
+def registry() -> dict[str, ActivationSpec]:
+    """All specs, discovered from the modules of `actverify.activations` (one SPEC each)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        import actverify.activations as pkg
+
+        found = {}
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            spec = importlib.import_module(f"{pkg.__name__}.{mod.name}").SPEC
+            found[spec.name] = spec
+        _REGISTRY = dict(sorted(found.items()))
+    return _REGISTRY
+
+
+def get_spec(name: str) -> ActivationSpec:
+    specs = registry()
+    try:
+        return specs[name]
+    except KeyError:
+        raise UsageError(f"unknown activation {name!r}; use one of {', '.join(specs)}") from None

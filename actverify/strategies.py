@@ -1,0 +1,242 @@
+"""Hypothesis strategies: every input actverify draws comes from here.
+
+One example is a tensor of many values.  Drawing each of 65,536 elements through Hypothesis
+would be slow, so a tensor is built from a few choices Hypothesis controls and can shrink: a
+shape, a fill recipe (a seeded random mix: bit patterns, normal values at a drawn scale, or
+values near the activation's thresholds), and a short list of individually drawn values placed
+at drawn positions.  Shrinking drives the shape small, the seed to 0 and the drawn values to
+simple ones, so a failure ends on a small tensor whose offending values Hypothesis chose.
+
+bfloat16 has no Hypothesis width: all formats are drawn as bit patterns, which covers every
+subnormal, both zeros, infinities and NaN uniformly across formats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from actverify.devices import resolve_device
+from actverify.dtypes import FloatFormat, float_format
+
+# ---------------------------------------------------------------------------------- values
+
+
+def special_values(fmt: FloatFormat, *, allow_nan: bool = True, allow_infinity: bool = True
+                   ) -> tuple[float, ...]:
+    """+-0, +-1, the smallest subnormal, the largest subnormal, tiny, max, and inf/NaN if allowed."""
+    largest_sub = fmt.tiny - fmt.smallest_subnormal
+    vals = [0.0, 1.0, fmt.smallest_subnormal, largest_sub, fmt.tiny, fmt.max, 0.5, 2.0]
+    vals = vals + [-v for v in vals]
+    if allow_infinity:
+        vals += [math.inf, -math.inf]
+    if allow_nan:
+        vals.append(math.nan)
+    return tuple(vals)
+
+
+def _round_to(fmt: FloatFormat, values: Sequence[float]) -> torch.Tensor:
+    return torch.tensor(list(values), dtype=torch.float64).to(fmt.dtype)
+
+
+def neighbourhood(fmt: FloatFormat, centres: Sequence[float], *, ulps: int = 3) -> tuple[float, ...]:
+    """Every value within `ulps` steps of each centre (both signs), as Python floats."""
+    base = _round_to(fmt, [c for v in centres for c in (v, -v)])
+    bits = fmt.bits_of(base)
+    steps = torch.arange(-ulps, ulps + 1)
+    near = fmt.from_bits((bits[:, None] + steps[None, :]).flatten())
+    near = near[torch.isfinite(near)]
+    return tuple(sorted(set(near.double().tolist())))
+
+
+def floats(fmt: FloatFormat | str, *, allow_nan: bool = True, allow_infinity: bool = True,
+           allow_subnormal: bool = True, thresholds: Sequence[float] = ()
+           ) -> st.SearchStrategy[float]:
+    """Floats exactly representable in `fmt`: any bit pattern, special values, or values within a
+    few ulps of `thresholds` (where an activation saturates or a naive formula overflows)."""
+    fmt = float_format(fmt) if isinstance(fmt, str) else fmt
+
+    def from_bits(b: int) -> float:
+        return float(fmt.from_bits(torch.tensor([fmt.signed(b, fmt.bits)]))[0])
+
+    def allowed(v: float) -> bool:
+        if math.isnan(v):
+            return allow_nan
+        if math.isinf(v):
+            return allow_infinity
+        return allow_subnormal or v == 0 or abs(v) >= fmt.tiny
+
+    choices = [st.sampled_from(special_values(fmt, allow_nan=allow_nan,
+                                              allow_infinity=allow_infinity)),
+               st.integers(0, (1 << fmt.bits) - 1).map(from_bits)]
+    if thresholds:
+        choices.append(st.sampled_from(neighbourhood(fmt, thresholds)))
+    return st.one_of(choices).filter(allowed)
+
+
+# ---------------------------------------------------------------------------------- shapes
+
+# Sizes that straddle SIMD widths (8, 16, 32, 64 lanes) and unroll factors by one.
+ODD_SIZES = (1, 2, 3, 7, 9, 15, 17, 31, 33, 63, 65, 127, 129, 255, 257, 1023, 1025)
+# Over 65,536 elements: reaches multi-threaded paths and 16-bit index overflows.
+LARGE_SHAPES = ((65537,), (257, 263), (3, 129, 171))
+
+
+def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
+           allow_large: bool = True) -> st.SearchStrategy[tuple[int, ...]]:
+    """Shapes from 0-d and empty through odd sizes to tensors of more than 65,536 elements."""
+    if not 0 <= min_dims <= max_dims <= 6:
+        raise ValueError(f"need 0 <= min_dims <= max_dims <= 6, got {min_dims}, {max_dims}")
+    side = st.one_of(st.integers(1, 9), st.sampled_from(ODD_SIZES[:12]))
+    small = st.integers(max(min_dims, 1), max(max_dims, 1)).flatmap(
+        lambda nd: st.tuples(*[side] * nd)
+    ).filter(lambda s: math.prod(s) <= 20000)
+    choices = [st.integers(1, 64).map(lambda n: (n,)).filter(lambda s: len(s) >= min_dims), small]
+    if min_dims == 0:
+        choices.append(st.just(()))
+    if allow_empty:
+        choices.append(st.sampled_from([(0,), (0, 3), (3, 0, 2)]).filter(
+            lambda s: min_dims <= len(s) <= max_dims))
+    if allow_large:
+        big = [s for s in LARGE_SHAPES if min_dims <= len(s) <= max(max_dims, 1)]
+        # One draw in ten is large: they are slow to check and rarely needed to find a bug.
+        if big:
+            return st.integers(0, 9).flatmap(
+                lambda i: st.sampled_from(big) if i == 9 else st.one_of(choices))
+    return st.one_of(choices)
+
+
+# --------------------------------------------------------------------------------- tensors
+
+FILLS = ("normal", "bits", "thresholds", "uniform")
+
+
+def _fill(fmt: FloatFormat, n: int, *, seed: int, recipe: str, scale_exp: int,
+          thresholds: Sequence[float]) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if recipe == "bits":
+        bits = torch.randint(0, 1 << min(fmt.bits, 62), (n,), generator=g)
+        if fmt.bits == 64:  # sign bit lies outside randint's range
+            bits = bits | (torch.randint(0, 2, (n,), generator=g) << 63)
+        return fmt.from_bits(bits)
+    if recipe == "thresholds" and thresholds:
+        centres = torch.tensor(neighbourhood(fmt, thresholds, ulps=16))
+        pick = torch.randint(0, len(centres), (n,), generator=g)
+        return centres[pick].to(fmt.dtype)
+    if recipe == "uniform":
+        return ((torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1)
+                * 2.0**scale_exp).to(fmt.dtype)
+    return (torch.randn(n, generator=g, dtype=torch.float64) * 2.0**scale_exp).to(fmt.dtype)
+
+
+@dataclass
+class Case:
+    """One drawn input: a tensor (in its layout) and the activation's parameters."""
+
+    x: torch.Tensor
+    params: dict[str, Any] = field(default_factory=dict)
+    layout: str = "contiguous"
+
+    def __repr__(self) -> str:
+        return (f"Case(shape={tuple(self.x.shape)}, dtype={self.x.dtype}, "
+                f"layout={self.layout}, params={self.params})")
+
+
+@st.composite
+def tensors(draw, *, fmt: FloatFormat, device: str = "cpu",
+            shape: st.SearchStrategy[tuple[int, ...]] | None = None,
+            allow_nan: bool = True, allow_infinity: bool = True,
+            thresholds: Sequence[float] = (), max_drawn: int = 8) -> torch.Tensor:
+    """A contiguous tensor of `fmt` on `device`; see the module docstring for how it is built."""
+    shp = draw(shape if shape is not None else shapes())
+    n = math.prod(shp)
+    recipe = draw(st.sampled_from(FILLS))
+    flat = _fill(fmt, n, seed=draw(st.integers(0, 2**32 - 1)), recipe=recipe,
+                 scale_exp=draw(st.integers(-12, 12)), thresholds=thresholds)
+    if not allow_nan:
+        flat = torch.where(torch.isnan(flat), torch.zeros_like(flat), flat)
+    if not allow_infinity:
+        flat = torch.where(torch.isinf(flat), torch.zeros_like(flat), flat)
+    if n:
+        k = draw(st.integers(0, min(n, max_drawn)))
+        values = draw(st.lists(floats(fmt, allow_nan=allow_nan, allow_infinity=allow_infinity,
+                                      thresholds=thresholds), min_size=k, max_size=k))
+        where = draw(st.lists(st.integers(0, n - 1), min_size=k, max_size=k))
+        if k:
+            flat[torch.tensor(where)] = torch.tensor(values, dtype=torch.float64).to(fmt.dtype)
+    return flat.reshape(shp).to(device)
+
+
+# --------------------------------------------------------------------------------- layouts
+
+LAYOUTS = ("contiguous", "transposed", "strided", "offset", "expanded", "channels_last")
+
+
+def apply_layout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """A tensor equal to `x` element for element but laid out in memory as `layout` says.
+
+    'expanded' cannot keep arbitrary values (a stride-0 dim repeats one row), so it returns an
+    expanded view of x's first row along dim 0; compare against `.contiguous()` of the result.
+    """
+    if layout == "contiguous" or x.ndim == 0 or x.numel() == 0:
+        return x
+    if layout == "transposed":
+        return x.transpose(0, -1).contiguous().transpose(0, -1) if x.ndim >= 2 else x
+    if layout == "strided":
+        buf = torch.empty(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype, device=x.device)
+        buf[..., ::2] = x
+        return buf[..., ::2]
+    if layout == "offset":
+        buf = torch.empty(x.numel() + 3, dtype=x.dtype, device=x.device)
+        buf[3:] = x.flatten()
+        return buf[3:].view(x.shape)
+    if layout == "expanded":
+        return x[:1].expand(x.shape)
+    if layout == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+    raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+
+
+def layouts(*, inplace: bool = False) -> st.SearchStrategy[str]:
+    """Layout names; in-place targets cannot write into an expanded (self-overlapping) tensor."""
+    return st.sampled_from([name for name in LAYOUTS if not (inplace and name == "expanded")])
+
+
+# ------------------------------------------------------------------------------ parameters
+
+
+def params_for(spec, ndim: int, *, monotone_only: bool = False) -> st.SearchStrategy[dict]:
+    """Parameter dicts for `spec`, drawn from the spec's own parameter strategies."""
+    if not spec.params:
+        return st.just({})
+    strategies = {p.name: spec.param_strategies.get(p.name, lambda nd, d=p.default: st.just(d))(ndim)
+                  for p in spec.params}
+    drawn = st.fixed_dictionaries(strategies)
+    return drawn.filter(spec.monotone) if monotone_only else drawn
+
+
+@st.composite
+def cases(draw, *, spec, fmt: FloatFormat | str, device: str = "cpu",
+          shape: st.SearchStrategy[tuple[int, ...]] | None = None,
+          allow_nan: bool = True, allow_infinity: bool = True, layout: bool = False,
+          inplace: bool = False, monotone_only: bool = False) -> Case:
+    """A Case for `spec`: a tensor with values concentrated at the spec's thresholds, the
+    spec's parameters, and (if `layout`) a non-contiguous memory layout."""
+    fmt = float_format(fmt) if isinstance(fmt, str) else fmt
+    device = resolve_device(device)
+    x = draw(tensors(fmt=fmt, device=device, shape=shape, allow_nan=allow_nan,
+                     allow_infinity=allow_infinity, thresholds=spec.thresholds(fmt)))
+    params = draw(params_for(spec, x.ndim, monotone_only=monotone_only))
+    name = draw(layouts(inplace=inplace)) if layout else "contiguous"
+    return Case(apply_layout(x, name), params, name)
+
+
+def as_numpy_bits(x: torch.Tensor) -> np.ndarray:
+    """Bit patterns of a tensor of any float format, for exact comparisons."""
+    return float_format(x.dtype).bits_of(x.cpu()).numpy()
