@@ -1,0 +1,5 @@
+import sys
+
+from actverify.cli import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""The `actverify` command.
+
+    actverify report [--activation NAME]... [--dtype D]... [--device DEV]... [--policy P]
+                     [--profile P] [--json PATH]
+    actverify replay PATH
+
+Exit status: 0 everything holds, 1 a property is violated, 2 a usage error (one line on
+stderr saying what to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from actverify.accuracy import POLICIES
+from actverify.dtypes import DTYPE_NAMES
+from actverify.errors import UsageError
+from actverify.profiles import PROFILES
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for our own usage errors
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dtype", action="append", default=[], metavar="D",
+                   help=f"dtype to check, repeatable ({', '.join(DTYPE_NAMES)}); default all")
+    p.add_argument("--device", action="append", default=[], metavar="DEV",
+                   help="device to check, repeatable; default every device present")
+    p.add_argument("--policy", default="default", choices=sorted(POLICIES),
+                   help="accuracy policy (docs/accuracy.md)")
+    p.add_argument("--profile", default="report", choices=sorted(PROFILES),
+                   help="Hypothesis profile: how hard to search")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="actverify", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    report = sub.add_parser("report", help="verify PyTorch's own activations and print the "
+                            "conformance table")
+    report.add_argument("--activation", action="append", default=[], metavar="NAME",
+                        help="activation to check, repeatable; default all")
+    _common(report)
+    replay = sub.add_parser("replay", help="re-run one saved failing case")
+    replay.add_argument("path", help="a replay file named in a failure report")
+    return parser
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from actverify.devices import resolve_device
+    from actverify.dtypes import float_format
+    from actverify.profiles import profile_settings
+    from actverify.report import Report
+    from actverify.spec import get_spec
+    from actverify.targets import all_builtin_targets
+
+    dtypes = [float_format(d).name for d in args.dtype] or None
+    devices = [resolve_device(d) for d in args.device] or None
+    activations = [get_spec(a).name for a in args.activation] or None
+    settings = profile_settings(args.profile)
+    report = Report.run(all_builtin_targets(activations), dtypes=dtypes, devices=devices,
+                        policy=args.policy, settings=settings,
+                        json_path=Path(args.json) if args.json else None)
+    report.print()
+    return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "report":
+            return _run_report(args)
+        if args.command == "replay":
+            from actverify.runner import main_replay
+
+            if not Path(args.path).is_file():
+                raise UsageError(f"replay file {args.path!r} does not exist")
+            return main_replay(args.path)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The conformance report: outcomes gathered, kept as they arrive, and shown as a table."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from actverify.properties import properties_for
+from actverify.runner import Outcome, format_failure, run_property, subjects
+from actverify.targets import Target
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+    json_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status in ("passed", "not_checked") for o in self.outcomes)
+
+    def add(self, outcome: Outcome) -> None:
+        """Keep an outcome; with a JSON path, rewrite the file so nothing gathered is lost."""
+        self.outcomes.append(outcome)
+        if self.json_path is not None:
+            self.write_json(self.json_path)
+
+    @classmethod
+    def run(cls, targets: Iterable[Target], *, dtypes=None, devices=None, policy="default",
+            settings=None, json_path: Path | None = None, console: Console | None = None
+            ) -> "Report":
+        report = cls(json_path=json_path)
+        work = [(prop, s) for s in subjects(targets, dtypes=dtypes, devices=devices,
+                                            policy=policy) for prop in properties_for(s.target)]
+        console = console or Console(stderr=True)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("checking", total=len(work))
+            for prop, subject in work:
+                progress.update(task, description=f"{prop.name} {subject.target.name} "
+                                                  f"{subject.fmt.name}")
+                report.add(run_property(prop, subject, settings=settings))
+                progress.advance(task)
+        return report
+
+    def rows(self) -> list[dict]:
+        """One row per (activation, dtype, device): properties passed, worst ulp and its input."""
+        groups: dict[tuple, list[Outcome]] = defaultdict(list)
+        for o in self.outcomes:
+            groups[(o.activation, o.dtype, o.device)].append(o)
+        rows = []
+        for (act, dtype, device), outs in groups.items():
+            ulps = [o for o in outs if o.max_ulp is not None]
+            worst = max(ulps, key=lambda o: o.max_ulp, default=None)
+            rows.append(dict(
+                activation=act, dtype=dtype, device=device,
+                passed=sum(o.status == "passed" for o in outs),
+                failed=sum(o.status == "failed" for o in outs),
+                errors=sum(o.status == "error" for o in outs),
+                not_checked=sum(o.status == "not_checked" for o in outs),
+                total=len(outs),
+                worst_ulp=None if worst is None else worst.max_ulp,
+                worst_ulp_input=None if worst is None else worst.max_ulp_x,
+                failed_properties=sorted({o.property for o in outs if o.status == "failed"}),
+            ))
+        return rows
+
+    def to_json(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION,
+                "verdict": "conforms" if self.ok else "violations",
+                "summary": self.rows(),
+                "outcomes": [o.to_json() for o in self.outcomes]}
+
+    def write_json(self, path: Path) -> None:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1, default=_jsonable))
+        tmp.replace(path)
+
+    def print(self, console: Console | None = None) -> None:
+        console = console or Console()
+        table = Table(title="actverify conformance report")
+        for col in ("activation", "dtype", "device", "properties", "worst ulp", "at input"):
+            table.add_column(col, justify="right" if col in ("worst ulp", "at input") else "left")
+        for r in self.rows():
+            props = f"{r['passed']}/{r['total']} passed"
+            if r["failed"] or r["errors"]:
+                props += f" [red]({', '.join(r['failed_properties']) or 'errors'})[/red]"
+            worst = "-" if r["worst_ulp"] is None else f"{r['worst_ulp']:.3g}"
+            at = "-" if r["worst_ulp_input"] is None else f"{r['worst_ulp_input']:.6g}"
+            table.add_row(r["activation"], r["dtype"], r["device"], props, worst, at)
+        console.print(table)
+        for o in self.outcomes:
+            if o.status == "failed":
+                console.print(format_failure(o), markup=False, highlight=False)
+            elif o.status == "error":
+                console.print(f"{o.property} on {o.target} ({o.dtype}, {o.device}) could not "
+                              f"run: {o.reason}", markup=False, highlight=False)
+        verdict = "all properties hold" if self.ok else "VIOLATIONS found"
+        console.print(f"{len(self.outcomes)} checks: {verdict}")
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return str(value)

@@ -1,0 +1,40 @@
+"""The property suite as a list of cases: (property, subject) pairs with stable ids.
+
+pytest (properties/), `actverify report` and `actverify check` all enumerate the suite here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from actverify.properties import Property, Subject, properties_for
+from actverify.runner import subjects
+from actverify.targets import Target, all_builtin_targets
+
+
+@dataclass(frozen=True)
+class SuiteCase:
+    prop: Property
+    subject: Subject
+
+    @property
+    def group(self) -> str:
+        """The module that states the property: values, identities, softmax, semantics..."""
+        return self.prop.check.__module__.rsplit(".", 1)[-1]
+
+    @property
+    def id(self) -> str:
+        s = self.subject
+        target = s.target.name.replace(" ", "")
+        return f"{self.prop.name}-{s.target.activation}-{target}-{s.fmt.name}-{s.device}"
+
+
+def suite_cases(*, dtypes: Iterable[str] | None = None, devices: Iterable[str] | None = None,
+                activations: Iterable[str] | None = None,
+                targets: Iterable[Target] | None = None, policy: str = "default"
+                ) -> list[SuiteCase]:
+    chosen = list(targets) if targets else list(all_builtin_targets(activations))
+    return [SuiteCase(prop, subject)
+            for subject in subjects(chosen, dtypes=dtypes, devices=devices, policy=policy)
+            for prop in properties_for(subject.target)]
