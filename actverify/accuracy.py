@@ -184,3 +184,18 @@ def compare(
     inf_wrong = (np.isinf(y) | np.isinf(r)) & (y != r) & ~nan_wrong
     reason[inf_wrong] = "infinity mismatch"
     return Comparison(error=err, bound=np.asarray(allowed), bad=bad, reason=reason)
+
+
+def bounds_markdown() -> str:
+    """The bounds of every spec as the Markdown table in docs/accuracy.md (kept in sync by a
+    test, so the doc and the code cannot drift apart)."""
+    from actverify.dtypes import DTYPE_NAMES
+    from actverify.spec import registry
+
+    lines = ["| activation | dtype | default bound (ulp) | why |", "| --- | --- | --- | --- |"]
+    for spec in registry().values():
+        for dtype in DTYPE_NAMES:
+            b = spec.bounds[dtype]
+            reason = b.reason.replace("|", "\\|")
+            lines.append(f"| {spec.name} | {dtype} | {b.describe()} | {reason} |")
+    return "\n".join(lines)

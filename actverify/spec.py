@@ -52,6 +52,10 @@ class Bound:
 
     ulps: float | Callable[[np.ndarray, Params, FloatFormat], np.ndarray]
     reason: str
+    formula: str | None = None  # how a callable bound reads in docs/accuracy.md
+
+    def describe(self) -> str:
+        return self.formula if callable(self.ulps) else f"{self.ulps:g}"
 
     def evaluate(self, x_ref: np.ndarray, params: Params, fmt: FloatFormat) -> np.ndarray | float:
         return self.ulps(x_ref, params, fmt) if callable(self.ulps) else float(self.ulps)

@@ -62,6 +62,14 @@ def bound(x: np.ndarray, params, fmt) -> np.ndarray:
     return base + (spread + n - 1) * scale
 
 
+_FORMULA = {
+    "float16": "1.5 + (\\|x_i - max\\| + n - 1) 2^-13",
+    "bfloat16": "1.5 + (\\|x_i - max\\| + n - 1) 2^-16",
+    "float32": "3 + \\|x_i - max\\| + n - 1",
+    "float64": "3 + \\|x_i - max\\| + n - 1",
+}
+
+
 def dims(ndim: int) -> st.SearchStrategy[int]:
     return st.integers(-max(ndim, 1), max(ndim, 1) - 1)
 
@@ -84,7 +92,7 @@ SPEC = ActivationSpec(
     params=(Param("dim", -1, "the dimension that sums to one; any valid dim"),),
     param_strategies={"dim": dims},
     bounds={
-        name: Bound(bound, "1.5 ulp for 16-bit formats (the exponentials may be rounded to the "
+        name: Bound(bound, formula=_FORMULA[name], reason="1.5 ulp for 16-bit formats (the exponentials may be rounded to the "
                            "output format before the division, as PyTorch's CPU kernel does "
                            "along a non-last dim: up to 1 ulp, then 0.5 for the quotient) or "
                            "3 ulp (exp within 2, one division) plus (|x_i - max| + n - 1) "
