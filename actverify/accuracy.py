@@ -99,6 +99,9 @@ class Policy:
     allow_flush: bool  # a subnormal true value may come back as zero
     zero_sign: Literal["spec", "always"]  # whose word decides whether a zero's sign counts
     nan: Literal["spec", "ieee"]  # spec conventions (step(NaN)=0 in PyTorch) or IEEE propagation
+    # Derivative at a kink: PyTorch's value (relu'(0) = 0, leaky'(0) = slope), or any value of
+    # the subdifferential ("math"), for kernels whose authors chose differently.
+    kink: Literal["pytorch", "math"] = "pytorch"
 
 
 DEFAULT = Policy("default", correct_rounding=False, allow_flush=True, zero_sign="spec", nan="spec")
@@ -161,7 +164,8 @@ def compare(
         raise ValueError(f"shape mismatch: actual {tuple(actual.shape)}, reference {reference.shape}")
     err = ulp_error(actual, reference, fmt)
     allowed = 0.5 if policy.correct_rounding else bound
-    allowed = np.broadcast_to(np.asarray(allowed, dtype=np.float64), err.shape)
+    with np.errstate(over="ignore"):  # a bound beyond float64's range is no limit at all
+        allowed = np.broadcast_to(np.asarray(allowed, dtype=np.float64), err.shape)
     allowed = allowed + reference_uncertainty(fmt)
     reason = np.full(err.shape, "", dtype=object)
     bad = err > allowed

@@ -171,7 +171,7 @@ def verify(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
     wanted = set(properties) if properties else None
     results = []
     for subject in subjects(targets, dtypes=dtypes, devices=devices, policy=policy):
-        for prop in properties_for(subject.target):
+        for prop in properties_for(subject.target, subject.fmt.name):
             if wanted is not None and prop.name not in wanted:
                 continue
             outcome = run_property(prop, subject, settings=settings)

@@ -40,6 +40,9 @@ class EntryPoint:
     name: str
     fn: Callable[..., torch.Tensor]
     inplace: bool = False  # writes its result into the input tensor and returns it
+    # Parameters for which the backward is supported; others are reported as not checked.
+    backward_supports: Callable[[Params], bool] | None = None
+    limits: str | None = None  # what it does not support, in words
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,43 @@ class Bound:
 
     def evaluate(self, x_ref: np.ndarray, params: Params, fmt: FloatFormat) -> np.ndarray | float:
         return self.ulps(x_ref, params, fmt) if callable(self.ulps) else float(self.ulps)
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A point where the derivative jumps: PyTorch's value there, and the subdifferential."""
+
+    at: float
+    pytorch: float
+    subdifferential: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Derivative:
+    """What the spec states about the activation's derivative.
+
+    Autograd backwards are usually computed from the saved forward output y (sigmoid's
+    g * y * (1 - y)), so they inherit the forward's error through |d f'/d y|: the tolerance adds
+    that first-order term (`output_sensitivity`, in units of the true output's error) to the
+    backward's own ulp bound.  See docs/accuracy.md.
+    """
+
+    # vjp(x, g, params) -> the true vector-Jacobian product, in the arrays' precision.
+    vjp: Callable[..., np.ndarray]
+    bounds: Mapping[str, Bound]  # ulps of the true vjp, default policy
+    # |d f'(x) / d y| at the true output y (elementwise activations whose backward uses y).
+    output_sensitivity: Callable[[np.ndarray, Params], np.ndarray] | None = None
+    # Absolute error allowed on top of the ulp bound, from the activation's own error analysis
+    # (softmax): extra(x, g, y_true, forward_error_abs, params, fmt) -> array.
+    extra: Callable[..., np.ndarray] | None = None
+    first: Callable[..., np.ndarray] | None = None  # f'(x, **params), elementwise only
+    second: Callable[..., np.ndarray] | None = None  # f''(x, **params)
+    second_sensitivity: Callable[[np.ndarray, Params], np.ndarray] | None = None
+    range: Callable[[Params], tuple[float, float]] | None = None  # of f'
+    peak: tuple[float, float] | None = None  # (x, f'(x)): the maximum, exactly
+    even: bool = False  # f' is even and non-increasing in |x|
+    piecewise_constant: bool = False  # f' is 1 for x > 0 and a constant for x < 0
+    kinks: Callable[[Params], tuple[Kink, ...]] = lambda params: ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +132,8 @@ class ActivationSpec:
     # the kink.  Strategies concentrate values around these.
     thresholds: Callable[[FloatFormat], tuple[float, ...]] = lambda fmt: (0.0,)
     conventions: tuple[str, ...] = ()  # prose, shown in docs and reports
+    # None: no gradient (PyTorch's heaviside backward raises).
+    derivative: Derivative | None = None
     # Parameter values to draw; keyed by parameter name, built lazily per tensor rank.
     param_strategies: Mapping[str, Callable[[int], st.SearchStrategy[Any]]] = field(
         default_factory=dict

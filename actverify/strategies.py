@@ -14,7 +14,7 @@ subnormal, both zeros, infinities and NaN uniformly across formats.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,13 +211,17 @@ def layouts(*, inplace: bool = False) -> st.SearchStrategy[str]:
 # ------------------------------------------------------------------------------ parameters
 
 
-def params_for(spec, ndim: int, *, monotone_only: bool = False) -> st.SearchStrategy[dict]:
-    """Parameter dicts for `spec`, drawn from the spec's own parameter strategies."""
+def params_for(spec, ndim: int, *, monotone_only: bool = False,
+               where: Callable[[dict], bool] | None = None) -> st.SearchStrategy[dict]:
+    """Parameter dicts for `spec`, drawn from the spec's own parameter strategies (and, with
+    `where`, only those a target supports)."""
     if not spec.params:
         return st.just({})
     strategies = {p.name: spec.param_strategies.get(p.name, lambda nd, d=p.default: st.just(d))(ndim)
                   for p in spec.params}
     drawn = st.fixed_dictionaries(strategies)
+    if where is not None:
+        drawn = drawn.filter(where)
     return drawn.filter(spec.monotone) if monotone_only else drawn
 
 
@@ -225,14 +229,15 @@ def params_for(spec, ndim: int, *, monotone_only: bool = False) -> st.SearchStra
 def cases(draw, *, spec, fmt: FloatFormat | str, device: str = "cpu",
           shape: st.SearchStrategy[tuple[int, ...]] | None = None,
           allow_nan: bool = True, allow_infinity: bool = True, layout: bool = False,
-          inplace: bool = False, monotone_only: bool = False) -> Case:
+          inplace: bool = False, monotone_only: bool = False,
+          where: Callable[[dict], bool] | None = None) -> Case:
     """A Case for `spec`: a tensor with values concentrated at the spec's thresholds, the
     spec's parameters, and (if `layout`) a non-contiguous memory layout."""
     fmt = float_format(fmt) if isinstance(fmt, str) else fmt
     device = resolve_device(device)
     x = draw(tensors(fmt=fmt, device=device, shape=shape, allow_nan=allow_nan,
                      allow_infinity=allow_infinity, thresholds=spec.thresholds(fmt)))
-    params = draw(params_for(spec, x.ndim, monotone_only=monotone_only))
+    params = draw(params_for(spec, x.ndim, monotone_only=monotone_only, where=where))
     name = draw(layouts(inplace=inplace)) if layout else "contiguous"
     return Case(apply_layout(x, name), params, name)
 

@@ -37,4 +37,13 @@ def suite_cases(*, dtypes: Iterable[str] | None = None, devices: Iterable[str] |
     chosen = list(targets) if targets else list(all_builtin_targets(activations))
     return [SuiteCase(prop, subject)
             for subject in subjects(chosen, dtypes=dtypes, devices=devices, policy=policy)
-            for prop in properties_for(subject.target)]
+            for prop in properties_for(subject.target, subject.fmt.name)]
+
+
+def check(case: SuiteCase) -> None:
+    """Run one suite case and fail with the full evidence (the body of every suite test)."""
+    from actverify.runner import format_failure, run_property
+
+    outcome = run_property(case.prop, case.subject)
+    assert outcome.status != "error", outcome.reason
+    assert outcome.status == "passed", format_failure(outcome)

@@ -31,6 +31,9 @@ class Target:
     dtypes: frozenset[str] | None = None  # what the target declares it supports; None = all
     devices: frozenset[str] | None = None
     source: str | None = None  # how to load it again (for replay commands)
+    # Parameters for which the backward is supported (None: all); others are not checked.
+    backward_supports: Callable[[dict], bool] | None = None
+    limits: str | None = None  # what the target does not support, in words, for reports
 
     @property
     def spec(self) -> ActivationSpec:
@@ -46,7 +49,8 @@ def builtin_targets(spec: ActivationSpec) -> tuple[Target, ...]:
     """PyTorch's entry points for `spec`, each as a target."""
     return tuple(
         Target(name=ep.name, activation=spec.name, fn=ep.fn, inplace=ep.inplace, builtin=True,
-               source=f"builtin:{spec.name}:{ep.name}")
+               source=f"builtin:{spec.name}:{ep.name}", backward_supports=ep.backward_supports,
+               limits=ep.limits)
         for ep in spec.entry_points
     )
 

@@ -4,12 +4,10 @@ Parametrized in conftest.py over every applicable (property, target, dtype, devi
 properties themselves are stated in actverify/properties/values.py.
 """
 
-from actverify.runner import format_failure, run_property
+from actverify.suite import check
 
 GROUP = "values"
 
 
 def test_property(subject_property):
-    outcome = run_property(subject_property.prop, subject_property.subject)
-    assert outcome.status != "error", outcome.reason
-    assert outcome.status == "passed", format_failure(outcome)
+    check(subject_property)

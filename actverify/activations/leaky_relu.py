@@ -3,7 +3,7 @@ import torch.nn.functional as F
 from hypothesis import strategies as st
 from torch import nn
 
-from actverify.spec import ActivationSpec, Bound, EntryPoint, Param
+from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint, Kink, Param
 
 
 def reference(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
@@ -28,6 +28,11 @@ def slopes(ndim: int) -> st.SearchStrategy[float]:
     )
 
 
+# PyTorch refuses the backward of the in-place form for negative slopes (it cannot recover the
+# input's sign from the overwritten output).
+_INPLACE_BACKWARD = lambda p: p["negative_slope"] >= 0  # noqa: E731
+_INPLACE_LIMITS = "backward with a negative negative_slope is not supported (PyTorch raises)"
+
 SPEC = ActivationSpec(
     name="leaky_relu",
     summary="x for x > 0, negative_slope * x otherwise",
@@ -38,12 +43,12 @@ SPEC = ActivationSpec(
         EntryPoint(
             "F.leaky_relu(inplace=True)",
             lambda x, negative_slope=0.01: F.leaky_relu(x, negative_slope, inplace=True),
-            inplace=True,
+            inplace=True, backward_supports=_INPLACE_BACKWARD, limits=_INPLACE_LIMITS,
         ),
         EntryPoint(
             "nn.LeakyReLU(inplace=True)",
             lambda x, negative_slope=0.01: nn.LeakyReLU(negative_slope, inplace=True)(x),
-            inplace=True,
+            inplace=True, backward_supports=_INPLACE_BACKWARD, limits=_INPLACE_LIMITS,
         ),
     ),
     reference=reference,
@@ -62,6 +67,20 @@ SPEC = ActivationSpec(
         float("inf"),
     ),
     monotone=lambda p: p["negative_slope"] >= 0,
+    derivative=Derivative(
+        # PyTorch: x > 0 ? g : g * slope, so the kink takes the slope.
+        vjp=lambda x, g, negative_slope=0.01: np.where(x > 0, g, g * x.dtype.type(negative_slope)),
+        first=lambda x, negative_slope=0.01: np.where(x > 0, 1.0, negative_slope).astype(x.dtype),
+        bounds={
+            "float16": Bound(1.0, "g * slope in float32, rounded to 16 bits: double rounding"),
+            "bfloat16": Bound(1.0, "as float16"),
+            "float32": Bound(1.0, "slope rounded to float32, then one product"),
+            "float64": Bound(0.5, "one correctly rounded product"),
+        },
+        piecewise_constant=True,
+        kinks=lambda p: (Kink(0.0, pytorch=p["negative_slope"],
+                              subdifferential=tuple(sorted((p["negative_slope"], 1.0)))),),
+    ),
     identity_on_positive=True,
     thresholds=thresholds,
     conventions=(

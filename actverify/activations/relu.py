@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actverify.spec import ActivationSpec, Bound, EntryPoint
+from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint, Kink
 
 
 def reference(x: np.ndarray) -> np.ndarray:
@@ -34,6 +34,15 @@ SPEC = ActivationSpec(
     range=lambda p: (0.0, float("inf")),
     limits=lambda p: (0.0, float("inf")),
     identity_on_positive=True,
+    derivative=Derivative(
+        # PyTorch: g where x > 0, else 0 (also at the kink, and for NaN inputs).
+        vjp=lambda x, g: np.where(x > 0, g, 0.0 * g),
+        first=lambda x: (x > 0).astype(x.dtype),
+        bounds={name: Bound(0.0, "exact: the upstream gradient or zero")
+                for name in ("float16", "bfloat16", "float32", "float64")},
+        piecewise_constant=True,
+        kinks=lambda p: (Kink(0.0, pytorch=0.0, subdifferential=(0.0, 1.0)),),
+    ),
     thresholds=thresholds,
     conventions=(
         "relu(-0) may be -0 (PyTorch eager) or +0 (IEEE 754-2019 maximum, inductor); "

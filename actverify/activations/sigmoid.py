@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actverify.spec import ActivationSpec, Bound, EntryPoint
+from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint
 
 
 def reference(x: np.ndarray) -> np.ndarray:
@@ -14,6 +14,23 @@ def reference(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def first(x: np.ndarray) -> np.ndarray:
+    # sigmoid(x) sigmoid(-x): no cancellation, unlike s (1 - s) once s rounds to 1.
+    return reference(x) * reference(-x)
+
+
+def second(x: np.ndarray) -> np.ndarray:
+    # s'(1 - 2s), with 1 - 2s = tanh(-x/2) to avoid cancellation.
+    return first(x) * np.tanh(-x / 2)
+
+
+# g * (1 - y) * y and g * (1 - y * y): three rounded operations in the output format (or
+# better), each a relative error of at most u, which is up to 1 ulp at the bottom of a binade.
+BACKWARD = Bound(3.0, "three rounded operations on the saved output (g (1 - y) y, "
+                      "g (1 - y^2)), up to 1 ulp each; plus the forward's error carried "
+                      "through d f'/d y")
 
 
 def thresholds(fmt):
@@ -53,6 +70,18 @@ SPEC = ActivationSpec(
     range=lambda p: (0.0, 1.0),
     limits=lambda p: (0.0, 1.0),
     point_symmetry=0.5,
+    derivative=Derivative(
+        vjp=lambda x, g: g * first(x),
+        first=first,
+        second=second,
+        bounds={name: BACKWARD for name in ("float16", "bfloat16", "float32", "float64")},
+        # f' = y (1 - y): |d f'/d y| = |1 - 2y|;  f'' = y (1 - y)(1 - 2y): |1 - 6y + 6y^2|.
+        output_sensitivity=lambda y: np.abs(1 - 2 * y),
+        second_sensitivity=lambda y: np.abs(1 - 6 * y + 6 * y * y),
+        range=lambda p: (0.0, 0.25),
+        peak=(0.0, 0.25),
+        even=True,
+    ),
     thresholds=thresholds,
     conventions=(
         "NaN propagates.",

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from hypothesis import strategies as st
 from torch import nn
 
-from actverify.spec import ActivationSpec, Bound, EntryPoint, Param
+from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint, Param
 
 
 def reference(x: np.ndarray, dim: int = -1) -> np.ndarray:
@@ -62,6 +62,32 @@ def bound(x: np.ndarray, params, fmt) -> np.ndarray:
     return base + (spread + n - 1) * scale
 
 
+def vjp(x: np.ndarray, g: np.ndarray, dim: int = -1) -> np.ndarray:
+    """s * (g - <g, s>) along dim."""
+    s = reference(x, dim)
+    if x.ndim == 0 or x.size == 0:
+        return s * 0 * g
+    return s * (g - np.sum(g * s, axis=dim, keepdims=True))
+
+
+def vjp_extra(x, g, s, forward_error, params, fmt) -> np.ndarray:
+    """First-order error of a backward computed from the saved output s (absolute).
+
+    The forward error e_j of each s_j moves vjp_i by e_i |g_i - <g, s>| + s_i sum_j |g_j| e_j;
+    the dot product of n terms and the subtraction add s_i (n + 1) u_acc (|g_i| + sum|g_j s_j|).
+    """
+    if x.ndim == 0 or x.size == 0:
+        return np.zeros(x.shape)
+    dim = params.get("dim", -1)
+    n = x.shape[dim]
+    u_acc = 2.0 ** -accumulate_precision(fmt)
+    dot = np.sum(g * s, axis=dim, keepdims=True)
+    carried = (forward_error * np.abs(g - dot)
+               + s * np.sum(np.abs(g) * forward_error, axis=dim, keepdims=True))
+    compute = s * (n + 1) * u_acc * (np.abs(g) + np.sum(np.abs(g * s), axis=dim, keepdims=True))
+    return (carried + compute).astype(np.float64)
+
+
 _FORMULA = {
     "float16": "1.5 + (\\|x_i - max\\| + n - 1) 2^-13",
     "bfloat16": "1.5 + (\\|x_i - max\\| + n - 1) 2^-16",
@@ -102,6 +128,14 @@ SPEC = ActivationSpec(
     },
     accepted=accepted,
     elementwise=False,
+    derivative=Derivative(
+        vjp=vjp,
+        extra=vjp_extra,
+        bounds={name: Bound(1.0 if name in ("float16", "bfloat16") else 2.0,
+                            "one rounding of the product (faithful for 16-bit formats), plus "
+                            "the first-order error of the dot product and the forward output")
+                for name in ("float16", "bfloat16", "float32", "float64")},
+    ),
     range=lambda p: (0.0, 1.0),
     thresholds=thresholds,
     conventions=(

@@ -5,8 +5,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actverify.activations.sigmoid import _TRANSCENDENTAL_16
-from actverify.spec import ActivationSpec, Bound, EntryPoint
+from actverify.activations.sigmoid import _TRANSCENDENTAL_16, BACKWARD
+from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint
+
+
+def first(x: np.ndarray) -> np.ndarray:
+    # sech^2 x, not 1 - tanh^2 x, which cancels to 0 once tanh rounds to 1.
+    with np.errstate(over="ignore"):
+        return 1 / np.cosh(x) ** 2
+
+
+def second(x: np.ndarray) -> np.ndarray:
+    return -2 * np.tanh(x) * first(x)
 
 
 def thresholds(fmt):
@@ -41,6 +51,18 @@ SPEC = ActivationSpec(
     limits=lambda p: (-1.0, 1.0),
     point_symmetry=0.0,
     zero_sign="specified",
+    derivative=Derivative(
+        vjp=lambda x, g: g * first(x),
+        first=first,
+        second=second,
+        bounds={name: BACKWARD for name in ("float16", "bfloat16", "float32", "float64")},
+        # f' = 1 - y^2: |d f'/d y| = 2|y|;  f'' = -2y (1 - y^2): |6y^2 - 2|.
+        output_sensitivity=lambda y: 2 * np.abs(y),
+        second_sensitivity=lambda y: np.abs(6 * y * y - 2),
+        range=lambda p: (0.0, 1.0),
+        peak=(0.0, 1.0),
+        even=True,
+    ),
     thresholds=thresholds,
     conventions=("Odd: tanh(-0) = -0.", "NaN propagates."),
 )

@@ -1,14 +1,16 @@
 """The properties, as named objects.  Importing this package registers all of them."""
 
-from actverify.properties import identities, semantics, softmax, values  # noqa: F401
+from actverify.properties import (derivatives, identities, semantics, softmax,  # noqa: F401
+                                  values)
 from actverify.properties.base import (Property, Subject, TargetMisbehaved, Violation,
                                        all_properties)
 from actverify.targets import Target
 
 
-def properties_for(target: Target) -> list[Property]:
-    """The properties that apply to `target`, in a stable order."""
-    return [p for p in all_properties().values() if p.applies(target)]
+def properties_for(target: Target, fmt: str | None = None) -> list[Property]:
+    """The properties that apply to `target` (on format `fmt`), in a stable order."""
+    return [p for p in all_properties().values() if p.applies(target)
+            and (fmt is None or p.formats is None or fmt in p.formats)]
 
 
 __all__ = ["Property", "Subject", "Violation", "TargetMisbehaved", "all_properties",

@@ -123,22 +123,23 @@ class Property:
     applies: Applies
     inputs: Callable[[Subject], st.SearchStrategy[Case]]
     check: Callable[[Subject, Case], None]
-    kind: str = "forward"
-    catches: tuple[str, ...] = field(default=())  # bug classes it exists for (docs)
+    kind: str = "forward"  # forward | backward
+    formats: tuple[str, ...] | None = None  # only these formats (gradcheck: float64)
 
 
 _PROPERTIES: dict[str, Property] = {}
 
 
 def law(name: str, *, summary: str, applies: Applies,
-        inputs: Callable[[Subject], st.SearchStrategy[Case]], kind: str = "forward"):
+        inputs: Callable[[Subject], st.SearchStrategy[Case]], kind: str = "forward",
+        formats: tuple[str, ...] | None = None):
     """Register the decorated check as the property `name`."""
 
     def register(check: Callable[[Subject, Case], None]) -> Property:
         if name in _PROPERTIES:
             raise ValueError(f"property {name!r} is defined twice")
         prop = Property(name=name, summary=summary, applies=applies, inputs=inputs,
-                        check=check, kind=kind)
+                        check=check, kind=kind, formats=formats)
         _PROPERTIES[name] = prop
         return prop
 

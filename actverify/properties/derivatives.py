@@ -1,0 +1,303 @@
+"""Properties of the derivative: autograd's backward against the spec's analytic derivative.
+
+Upstream gradients are random tensors, never ones, so a backward that ignores or mis-scales
+them is caught.  Tolerances come from the accuracy model: the backward's own ulp bound plus
+the forward's error carried through d f'/d y for backwards computed from the saved output
+(see `Derivative` in actverify/spec.py and docs/accuracy.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from actverify.accuracy import compare, ulp
+from actverify.properties.base import (Subject, TargetMisbehaved, Violation, law, observe,
+                                       same_bits)
+from actverify.properties.semantics import inconsistent
+from actverify.strategies import Case, cases, shapes
+
+
+def differentiable(target) -> bool:
+    return target.spec.derivative is not None
+
+
+def gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict, *, fn=None,
+             inplace: bool | None = None, create_graph: bool = False) -> torch.Tensor:
+    """x.grad of sum(g * f(x)) through the target (or `fn`), as a user's training step gets it."""
+    leaf = x.detach().clone().requires_grad_(True)
+    y = s.call(leaf, params, fn=fn, inplace=inplace)
+    try:
+        (gx,) = torch.autograd.grad(y, leaf, grad_outputs=g, create_graph=create_graph)
+    except Exception as exc:
+        raise TargetMisbehaved(f"the backward raised {type(exc).__name__}: {exc}") from exc
+    if gx is None or gx.shape != x.shape or gx.dtype != x.dtype:
+        raise TargetMisbehaved(f"the backward returned {None if gx is None else gx.dtype} "
+                               f"{None if gx is None else tuple(gx.shape)} for an input of "
+                               f"{x.dtype} {tuple(x.shape)}")
+    return gx
+
+
+def tolerance(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The true vjp and the allowed ulps per element under the subject's policy."""
+    d = s.spec.derivative
+    xr, gr = s.values(x), s.values(g)
+    ref = np.asarray(d.vjp(xr, gr, **params), dtype=xr.dtype)
+    u = ulp(ref, s.fmt)
+    if s.policy.correct_rounding:
+        return ref, np.full(ref.shape, 0.5)
+    absolute = d.bounds[s.fmt.name].evaluate(xr, params, s.fmt) * u
+    y_true = s.reference(x, params)
+    forward_error = forward_allowance(s, x, y_true, params)
+    if d.output_sensitivity is not None:
+        absolute = absolute + np.abs(gr) * d.output_sensitivity(y_true) * forward_error
+    if d.extra is not None:
+        absolute = absolute + d.extra(xr, gr, y_true, forward_error, params, s.fmt)
+    with np.errstate(over="ignore"):  # an allowance beyond float64's range is no limit at all
+        return ref, np.asarray(absolute / u, dtype=np.float64)
+
+
+def forward_allowance(s: Subject, x: torch.Tensor, y_true: np.ndarray, params: dict
+                      ) -> np.ndarray:
+    """How far the forward output a backward may have saved is allowed to be from the truth:
+    its ulp bound, or all of it where the policy lets a subnormal result flush to zero."""
+    allowed = s.bound(x, params) * ulp(y_true, s.fmt)
+    if s.policy.allow_flush:
+        allowed = np.where(np.abs(y_true) < s.fmt.tiny, np.abs(y_true), allowed)
+    return allowed
+
+
+@st.composite
+def with_upstream(draw, s: Subject, *, allow_empty: bool = True) -> Case:
+    """A case plus a random upstream gradient g (normal values at a drawn scale, some zeros)."""
+    case = draw(cases(spec=s.spec, fmt=s.fmt, device=s.device, allow_nan=False,
+                      shape=shapes(allow_empty=allow_empty), where=s.target.backward_supports))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
+    scale = 2.0 ** draw(st.integers(-6, 6))
+    g = torch.randn(case.x.shape, generator=gen, dtype=torch.float64) * scale
+    g = torch.where(torch.rand(case.x.shape, generator=gen) < 0.1, torch.zeros_like(g), g)
+    upstream = g.to(s.fmt.dtype).to(s.device)
+    return Case(torch.stack([case.x, upstream]), case.params, case.layout)
+
+
+def upstream_inputs(s: Subject) -> st.SearchStrategy[Case]:
+    return with_upstream(s)
+
+
+@law("gradient_accuracy", summary="autograd's gradient matches the analytic derivative "
+     "(times a random upstream gradient) within the accuracy bounds, on every dtype",
+     applies=differentiable, inputs=upstream_inputs, kind="backward")
+def gradient_accuracy(s: Subject, case: Case) -> None:
+    x, g = case.x[0], case.x[1]
+    gx = gradient(s, x, g, case.params)
+    ref, bound = tolerance(s, x, g, case.params)
+    cmp = compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy, zero_sign_specified=False)
+    finite = np.where(np.isfinite(cmp.error), cmp.error, -1.0)
+    if finite.size and finite.max() >= 0:
+        worst = int(np.argmax(finite))
+        observe("ulp", float(finite.flat[worst]), float(s.values(x).flat[worst]))
+    s.fail_where(cmp.bad, "gradient differs from the analytic derivative (expected: g * f'(x), "
+                 f"g = {float(s.values(g).flat[int(np.argmax(cmp.bad))]) if cmp.bad.any() else 0!r})",
+                 x=x, actual=gx, expected=ref, error=cmp.error, case=Case(x, case.params))
+
+
+@law("gradient_linearity", summary="the backward is linear in the upstream gradient: doubling "
+     "g doubles the gradient exactly, and (element-wise) a zero g gives a zero gradient",
+     applies=differentiable, inputs=upstream_inputs, kind="backward")
+def gradient_linearity(s: Subject, case: Case) -> None:
+    x, g = case.x[0], case.x[1]
+    once, twice = gradient(s, x, g, case.params), gradient(s, x, g * 2, case.params)
+    a, b = s.values(once), s.values(twice)
+    # Doubling is exact unless a result is near the subnormal range (the quantum does not
+    # scale there) or overflows.
+    exact = np.isfinite(2 * a) & (np.abs(a) >= 2 * s.fmt.tiny) & np.isfinite(b)
+    s.fail_where(exact & (b != 2 * a), "doubling the upstream gradient did not double the "
+                 "gradient (expected 2 * grad(g), actual grad(2g))", x=x, actual=twice,
+                 expected=2 * a, case=Case(x, case.params))
+    if s.spec.elementwise:
+        zero = (s.values(g) == 0) & np.isfinite(s.spec.derivative.vjp(s.values(x),
+                                                                      np.ones_like(a), **case.params))
+        s.fail_where(zero & (a != 0), "a zero upstream gradient gave a non-zero gradient: the "
+                     "backward does not scale g element by element", x=x, actual=once,
+                     expected=np.zeros(a.shape), case=Case(x, case.params))
+
+
+def ones_like_cases(s: Subject) -> st.SearchStrategy[Case]:
+    return cases(spec=s.spec, fmt=s.fmt, device=s.device, allow_nan=False,
+                 where=s.target.backward_supports)
+
+
+def derivative_of(s: Subject, x: torch.Tensor, params: dict) -> torch.Tensor:
+    return gradient(s, x, torch.ones_like(x), params)
+
+
+@law("derivative_range", summary="sigmoid' in [0, 1/4] and tanh' in [0, 1], with the maximum "
+     "exactly at 0", applies=lambda t: differentiable(t) and t.spec.derivative.range is not None,
+     inputs=ones_like_cases, kind="backward")
+def derivative_range(s: Subject, case: Case) -> None:
+    d = s.spec.derivative
+    lo, hi = d.range(case.params)
+    dx = derivative_of(s, case.x, case.params)
+    v = s.values(dx)
+    s.fail_where(~((v >= lo) & (v <= hi)), f"derivative outside [{lo}, {hi}]", x=case.x,
+                 actual=dx, case=case)
+    if d.peak is not None:
+        at = torch.full((1,), d.peak[0], dtype=s.fmt.dtype, device=s.device)
+        top = derivative_of(s, at, case.params)
+        s.fail_where(s.values(top) != d.peak[1], f"derivative at {d.peak[0]} is not the maximum "
+                     f"{d.peak[1]}", x=at, actual=top, expected=np.array([d.peak[1]]), case=case)
+
+
+@law("derivative_shape", summary="sigmoid' and tanh' are even and non-increasing in |x| "
+     "(within the accuracy bounds)", applies=lambda t: differentiable(t) and t.spec.derivative.even,
+     inputs=ones_like_cases, kind="backward")
+def derivative_shape(s: Subject, case: Case) -> None:
+    x = case.x.flatten()
+    ones = torch.ones_like(x)
+    dx, dneg = derivative_of(s, x, case.params), derivative_of(s, -x, case.params)
+    ref, bound = tolerance(s, x, ones, case.params)
+    ref_neg, bound_neg = tolerance(s, -x, ones, case.params)
+    tol = bound * ulp(ref, s.fmt)
+    a, b = s.values(dx), s.values(dneg)
+    s.fail_where(~(np.abs(a - b) <= tol + bound_neg * ulp(ref_neg, s.fmt)), "f'(-x) differs from f'(x): the derivative is "
+                 "not even (actual f'(-x), expected f'(x))", x=x, actual=dneg, expected=a,
+                 case=case)
+    order = np.argsort(np.abs(s.values(x)), kind="stable")
+    ranked, slack = a[order], tol[order]
+    rising = np.concatenate([[False], ranked[1:] > ranked[:-1] + slack[1:] + slack[:-1]])
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    s.fail_where(rising[back], "the derivative increases with |x| (actual: at the larger |x|; "
+                 "expected: at the next smaller |x|)", x=x, actual=dx,
+                 expected=np.concatenate([[np.nan], ranked[:-1]])[back], case=case)
+
+
+@law("derivative_pieces", summary="relu' and leaky' are 1 for x > 0 and the slope (0 for relu) "
+     "for x < 0; at the kink, PyTorch's convention (or any subgradient with kink='math')",
+     applies=lambda t: differentiable(t) and t.spec.derivative.piecewise_constant,
+     inputs=ones_like_cases, kind="backward")
+def derivative_pieces(s: Subject, case: Case) -> None:
+    d = s.spec.derivative
+    x = case.x
+    dx = derivative_of(s, x, case.params)
+    xv, v = s.values(x), s.values(dx)
+    s.fail_where((xv > 0) & (v != 1), "derivative is not 1 for x > 0", x=x, actual=dx,
+                 expected=np.ones(v.shape), case=case)
+    slope = d.first(np.array([-1.0]), **case.params)[0]
+    neg = torch.full((1,), -1.0, dtype=s.fmt.dtype, device=s.device)
+    _, bound = tolerance(s, neg, torch.ones_like(neg), case.params)
+    err = np.abs(v - slope) / ulp(np.full(v.shape, slope), s.fmt)
+    s.fail_where((xv < 0) & ~(err <= bound[0]), f"derivative is not the negative-side slope "
+                 f"{slope!r} for x < 0", x=x, actual=dx, expected=np.full(v.shape, slope),
+                 error=err, case=case)
+    for kink in d.kinks(case.params):
+        at = torch.full((2,), kink.at, dtype=s.fmt.dtype, device=s.device)
+        at[1] = -at[1]  # both zeros
+        got = s.values(derivative_of(s, at, case.params))
+        if s.policy.kink == "math":
+            lo, hi = kink.subdifferential
+            wrong = (got < lo) | (got > hi) | np.isnan(got)
+            what = f"outside the subdifferential [{lo}, {hi}]"
+        else:
+            wanted = s.values(torch.tensor([kink.pytorch], dtype=torch.float64).to(s.fmt.dtype))
+            wrong = got != wanted[0]
+            what = f"not PyTorch's convention {kink.pytorch!r}"
+        s.fail_where(wrong, f"derivative at the kink x = {kink.at:+g} is {what}",
+                     x=at, actual=torch.from_numpy(got.astype(np.float64)).to(s.fmt.dtype),
+                     expected=np.full(2, kink.pytorch), case=case)
+
+
+@law("second_derivative", summary="the second derivative (double backward) matches the "
+     "analytic one: sigmoid'' = sigmoid'(1 - 2 sigmoid), tanh'' = -2 tanh tanh'",
+     applies=lambda t: differentiable(t) and t.spec.derivative.second is not None,
+     inputs=ones_like_cases, kind="backward")
+def second_derivative(s: Subject, case: Case) -> None:
+    d = s.spec.derivative
+    leaf = case.x.detach().clone().requires_grad_(True)
+    y = s.call(leaf, case.params)
+    try:
+        (gx,) = torch.autograd.grad(y, leaf, torch.ones_like(y), create_graph=True)
+        (gxx,) = torch.autograd.grad(gx, leaf, torch.ones_like(gx))
+    except Exception as exc:
+        raise TargetMisbehaved(f"double backward raised {type(exc).__name__}: {exc}") from exc
+    ref = np.asarray(d.second(s.values(case.x), **case.params))
+    u = ulp(ref, s.fmt)
+    if s.policy.correct_rounding:
+        bound = np.full(ref.shape, 0.5)
+    else:
+        y_true = s.reference(case.x, case.params)
+        forward_error = forward_allowance(s, case.x, y_true, case.params)
+        absolute = (2 * d.bounds[s.fmt.name].evaluate(s.values(case.x), case.params, s.fmt) * u
+                    + d.second_sensitivity(y_true) * forward_error)
+        with np.errstate(over="ignore"):
+            bound = np.asarray(absolute / u, dtype=np.float64)
+    cmp = compare(gxx.detach(), ref, fmt=s.fmt, bound=bound, policy=s.policy,
+                  zero_sign_specified=False)
+    s.fail_where(cmp.bad, "second derivative differs from the analytic one", x=case.x,
+                 actual=gxx.detach(), expected=ref, error=cmp.error, case=case)
+
+
+@st.composite
+def smooth_points(draw, s: Subject) -> Case:
+    """Small float64 inputs away from kinks, for finite differences."""
+    n = draw(st.integers(1, 6))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
+    x = torch.randn(n, generator=gen, dtype=torch.float64) * 3
+    x = torch.where(x.abs() < 1e-2, x + 0.5, x).to(s.device)
+    params = draw(cases(spec=s.spec, fmt=s.fmt, device=s.device, shape=st.just((n,)),
+                        where=s.target.backward_supports)).params
+    return Case(x, params)
+
+
+@law("gradcheck", summary="torch.autograd.gradcheck and gradgradcheck pass in float64",
+     applies=differentiable, inputs=lambda s: smooth_points(s), kind="backward",
+     formats=("float64",))
+def gradcheck(s: Subject, case: Case) -> None:
+    fn = lambda t: s.call(t, case.params)  # noqa: E731
+    leaf = case.x.detach().clone().requires_grad_(True)
+    for check in (torch.autograd.gradcheck, torch.autograd.gradgradcheck):
+        try:
+            ok = check(fn, (leaf,), raise_exception=True)
+        except Exception as exc:
+            raise Violation(f"{check.__name__} failed: {str(exc).splitlines()[0][:300]}",
+                            case=case) from exc
+        if not ok:
+            raise Violation(f"{check.__name__} returned False", case=case)
+
+
+@law("gradient_entry_points_agree", summary="the nn module, torch.* and in-place forms give the "
+     "functional form's gradient", applies=lambda t: differentiable(t) and t.builtin
+     and t.name != t.spec.canonical.name, inputs=upstream_inputs, kind="backward")
+def gradient_entry_points_agree(s: Subject, case: Case) -> None:
+    x, g = case.x[0], case.x[1]
+    ours = gradient(s, x, g, case.params)
+    theirs = gradient(s, x, g, case.params, fn=s.spec.canonical.fn, inplace=False)
+    inconsistent(s, Case(x, case.params), ours, theirs,
+                 f"{s.target.name}'s gradient differs from {s.spec.canonical.name}'s")
+
+
+@law("no_gradient", summary="an activation without a derivative (step) has a backward that "
+     "raises, as PyTorch's heaviside does; the default policy also accepts zeros (the "
+     "derivative almost everywhere)", applies=lambda t: not differentiable(t),
+     inputs=ones_like_cases, kind="backward")
+def no_gradient(s: Subject, case: Case) -> None:
+    leaf = case.x.detach().clone().requires_grad_(True)
+    try:
+        y = s.call(leaf, case.params)
+        if not y.requires_grad:
+            return  # not differentiable at all: the same as raising
+        (gx,) = torch.autograd.grad(y, leaf, torch.ones_like(y), allow_unused=True)
+    except (TargetMisbehaved, RuntimeError):
+        return
+    if gx is None:
+        return
+    v = s.values(gx)
+    if s.policy.correct_rounding or (v != 0).any():
+        s.fail_where((v != 0) | np.full(v.shape, s.policy.correct_rounding),
+                     "the backward of a function without a derivative returned a gradient",
+                     x=case.x, actual=gx, expected=np.zeros(v.shape), case=case)
+
+
+__all__ = ["gradient", "tolerance", "same_bits"]
