@@ -14,7 +14,7 @@ import pytest
 from hypothesis import settings
 
 from actverify import profiles  # noqa: F401  (registers the Hypothesis profiles)
-from actverify.accuracy import POLICIES
+from actverify.accuracy import POLICIES, policy_named
 from actverify.devices import available_devices, resolve_device
 from actverify.dtypes import DTYPE_NAMES, float_format
 from actverify.errors import UsageError
@@ -35,6 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"check only these activations ({', '.join(registry())})")
     group.addoption("--actverify-policy", default="default", choices=sorted(POLICIES),
                     help="accuracy policy (docs/accuracy.md)")
+    group.addoption("--actverify-kink", default="pytorch", choices=["pytorch", "math"],
+                    help="derivative at a kink: PyTorch's value, or any subgradient (math)")
     group.addoption("--actverify-target", action="append", default=[], metavar="TARGET=NAME",
                     help="run the property suite against a custom kernel instead of PyTorch's "
                          "entry points, e.g. mypkg.kernels:sigmoid=sigmoid (repeatable)")
@@ -57,7 +59,8 @@ def _selection(config: pytest.Config) -> dict:
         raise pytest.UsageError(str(exc)) from None
     return dict(dtypes=dtypes, devices=devices or list(available_devices()),
                 activations=activations or None, targets=targets or None,
-                policy=config.getoption("actverify_policy"))
+                policy=policy_named(config.getoption("actverify_policy"),
+                                    kink=config.getoption("actverify_kink")))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

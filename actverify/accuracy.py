@@ -22,6 +22,7 @@ states both):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -109,13 +110,24 @@ STRICT = Policy("strict", correct_rounding=True, allow_flush=False, zero_sign="a
 POLICIES = {p.name: p for p in (DEFAULT, STRICT)}
 
 
-def policy_named(name: str | Policy) -> Policy:
+KINKS = ("pytorch", "math")
+
+
+def policy_named(name: str | Policy, *, kink: str | None = None) -> Policy:
+    """A policy by name, optionally with another kink convention for derivatives."""
     if isinstance(name, Policy):
-        return name
-    try:
-        return POLICIES[name]
-    except KeyError:
-        raise UsageError(f"unknown policy {name!r}; use one of {', '.join(POLICIES)}") from None
+        policy = name
+    else:
+        try:
+            policy = POLICIES[name]
+        except KeyError:
+            raise UsageError(f"unknown policy {name!r}; use one of {', '.join(POLICIES)}") from None
+    if kink is not None:
+        if kink not in KINKS:
+            raise UsageError(f"unknown kink convention {kink!r}; use one of {', '.join(KINKS)}")
+        policy = dataclasses.replace(policy, kink=kink, name=policy.name if kink == "pytorch"
+                                     else f"{policy.name}+kink={kink}")
+    return policy
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,16 @@ class Comparison:
     bound: np.ndarray  # allowed ulp error per element
     bad: np.ndarray  # bool mask of elements that break the policy
     reason: np.ndarray  # object array: why each bad element is bad ('' where fine)
+    excused: np.ndarray  # bool mask: off by more than the bound, but accepted by the policy
+
+    def counted_max(self, extra_excused: np.ndarray | None = None) -> tuple[float, int] | None:
+        """The largest finite error among elements the policy does not excuse, and where."""
+        skip = self.excused if extra_excused is None else self.excused | extra_excused
+        err = np.where(np.isfinite(self.error) & ~skip, self.error, -1.0)
+        if not err.size or err.max() < 0:
+            return None
+        i = int(np.argmax(err))
+        return float(err.flat[i]), i
 
     @property
     def ok(self) -> bool:
@@ -173,11 +195,12 @@ def compare(
 
     y = to_reference(actual, fmt).reshape(reference.shape)
     r = reference.astype(y.dtype, copy=False)
+    excused = np.zeros(err.shape, dtype=bool)
     if policy.allow_flush:
         # A flushed subnormal result is accepted: zero where the true value is below tiny.
-        flushed = (y == 0) & (np.abs(r) < fmt.tiny)
-        bad &= ~flushed
-        reason[flushed] = ""
+        excused = (y == 0) & (np.abs(r) < fmt.tiny)
+        bad &= ~excused
+        reason[excused] = ""
     if zero_sign_specified or policy.zero_sign == "always":
         sign_wrong = (y == 0) & (r == 0) & (np.signbit(y) != np.signbit(r))
         bad |= sign_wrong
@@ -187,7 +210,8 @@ def compare(
     r = np.where(np.abs(r) >= overflow_threshold(fmt), np.copysign(np.inf, r), r)
     inf_wrong = (np.isinf(y) | np.isinf(r)) & (y != r) & ~nan_wrong
     reason[inf_wrong] = "infinity mismatch"
-    return Comparison(error=err, bound=np.asarray(allowed), bad=bad, reason=reason)
+    return Comparison(error=err, bound=np.asarray(allowed), bad=bad, reason=reason,
+                      excused=excused)
 
 
 def bounds_markdown() -> str:

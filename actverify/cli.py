@@ -34,6 +34,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="device to check, repeatable; default every device present")
     p.add_argument("--policy", default="default", choices=sorted(POLICIES),
                    help="accuracy policy (docs/accuracy.md)")
+    p.add_argument("--kink", default="pytorch", choices=["pytorch", "math"],
+                   help="derivative at a kink: PyTorch's value (relu'(0) = 0), or any "
+                        "subgradient (math)")
     p.add_argument("--profile", default="report", choices=sorted(PROFILES),
                    help="Hypothesis profile: how hard to search")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from actverify.accuracy import policy_named
     from actverify.devices import resolve_device
     from actverify.dtypes import float_format
     from actverify.profiles import profile_settings
@@ -65,7 +69,7 @@ def _run_report(args: argparse.Namespace) -> int:
     activations = [get_spec(a).name for a in args.activation] or None
     settings = profile_settings(args.profile)
     report = Report.run(all_builtin_targets(activations), dtypes=dtypes, devices=devices,
-                        policy=args.policy, settings=settings,
+                        policy=policy_named(args.policy, kink=args.kink), settings=settings,
                         json_path=Path(args.json) if args.json else None)
     report.print()
     return 0 if report.ok else 1

@@ -60,10 +60,17 @@ class Report:
             groups[(o.activation, o.dtype, o.device)].append(o)
         rows = []
         for (act, dtype, device), outs in groups.items():
-            ulps = [o for o in outs if o.max_ulp is not None]
+            ulps = [o for o in outs if o.max_ulp is not None and o.kind == "forward"]
             worst = max(ulps, key=lambda o: o.max_ulp, default=None)
+            grads = [o for o in outs if o.max_ulp is not None and o.kind == "backward"]
+            worst_grad = max(grads, key=lambda o: o.max_ulp, default=None)
+            def tally(kind: str) -> str:
+                mine = [o for o in outs if o.kind == kind]
+                return f"{sum(o.status == 'passed' for o in mine)}/{len(mine)}" if mine else "-"
+
             rows.append(dict(
                 activation=act, dtype=dtype, device=device,
+                forward=tally("forward"), backward=tally("backward"),
                 passed=sum(o.status == "passed" for o in outs),
                 failed=sum(o.status == "failed" for o in outs),
                 errors=sum(o.status == "error" for o in outs),
@@ -71,6 +78,8 @@ class Report:
                 total=len(outs),
                 worst_ulp=None if worst is None else worst.max_ulp,
                 worst_ulp_input=None if worst is None else worst.max_ulp_x,
+                worst_grad_ulp=None if worst_grad is None else worst_grad.max_ulp,
+                worst_grad_ulp_input=None if worst_grad is None else worst_grad.max_ulp_x,
                 failed_properties=sorted({o.property for o in outs if o.status == "failed"}),
             ))
         return rows
@@ -87,17 +96,18 @@ class Report:
         tmp.replace(path)
 
     def print(self, console: Console | None = None) -> None:
-        console = console or Console()
+        console = console or Console(width=max(Console().width, 120))
         table = Table(title="actverify conformance report")
-        for col in ("activation", "dtype", "device", "properties", "worst ulp", "at input"):
-            table.add_column(col, justify="right" if col in ("worst ulp", "at input") else "left")
+        numeric = ("worst ulp", "at x", "grad ulp", "at x ")
+        for col in ("activation", "dtype", "device", "forward", "backward", *numeric, "violated"):
+            table.add_column(col, justify="right" if col in numeric else "left")
         for r in self.rows():
-            props = f"{r['passed']}/{r['total']} passed"
-            if r["failed"] or r["errors"]:
-                props += f" [red]({', '.join(r['failed_properties']) or 'errors'})[/red]"
-            worst = "-" if r["worst_ulp"] is None else f"{r['worst_ulp']:.3g}"
-            at = "-" if r["worst_ulp_input"] is None else f"{r['worst_ulp_input']:.6g}"
-            table.add_row(r["activation"], r["dtype"], r["device"], props, worst, at)
+            violated = ", ".join(r["failed_properties"]) or ("errors" if r["errors"] else "")
+            figures = [_fmt(r[k], spec) for k, spec in (
+                ("worst_ulp", ".3g"), ("worst_ulp_input", ".6g"), ("worst_grad_ulp", ".3g"),
+                ("worst_grad_ulp_input", ".6g"))]
+            table.add_row(r["activation"], r["dtype"], r["device"], r["forward"], r["backward"],
+                          *figures, f"[red]{violated}[/red]" if violated else "")
         console.print(table)
         for o in self.outcomes:
             if o.status == "failed":
@@ -107,6 +117,10 @@ class Report:
                               f"run: {o.reason}", markup=False, highlight=False)
         verdict = "all properties hold" if self.ok else "VIOLATIONS found"
         console.print(f"{len(self.outcomes)} checks: {verdict}")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def _jsonable(value):

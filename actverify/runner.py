@@ -61,6 +61,7 @@ class Outcome:
     device: str
     policy: str
     status: str  # passed | failed | not_checked | error
+    kind: str = "forward"  # forward | backward
     examples: int = 0
     values: int = 0
     max_ulp: float | None = None
@@ -113,7 +114,8 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
                  replay_dir: Path = REPLAY_DIR) -> Outcome:
     """Search for a counterexample to `prop` on `subject`; return what happened."""
     outcome = Outcome(prop.name, subject.target.activation, subject.target.name,
-                      subject.fmt.name, subject.device, subject.policy.name, "passed")
+                      subject.fmt.name, subject.device, subject.policy.name, "passed",
+                      kind=prop.kind)
     if not subject.target.supports(subject.fmt, subject.device):
         outcome.status, outcome.reason = "not_checked", "outside what the target declares"
         return outcome

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from actverify.accuracy import Policy
 from actverify.properties import Property, Subject, properties_for
 from actverify.runner import subjects
 from actverify.targets import Target, all_builtin_targets
@@ -32,7 +33,7 @@ class SuiteCase:
 
 def suite_cases(*, dtypes: Iterable[str] | None = None, devices: Iterable[str] | None = None,
                 activations: Iterable[str] | None = None,
-                targets: Iterable[Target] | None = None, policy: str = "default"
+                targets: Iterable[Target] | None = None, policy: str | Policy = "default"
                 ) -> list[SuiteCase]:
     chosen = list(targets) if targets else list(all_builtin_targets(activations))
     return [SuiteCase(prop, subject)

@@ -94,10 +94,9 @@ def gradient_accuracy(s: Subject, case: Case) -> None:
     gx = gradient(s, x, g, case.params)
     ref, bound = tolerance(s, x, g, case.params)
     cmp = compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy, zero_sign_specified=False)
-    finite = np.where(np.isfinite(cmp.error), cmp.error, -1.0)
-    if finite.size and finite.max() >= 0:
-        worst = int(np.argmax(finite))
-        observe("ulp", float(finite.flat[worst]), float(s.values(x).flat[worst]))
+    worst = cmp.counted_max()
+    if worst is not None:
+        observe("ulp", worst[0], float(s.values(x).flat[worst[1]]))
     s.fail_where(cmp.bad, "gradient differs from the analytic derivative (expected: g * f'(x), "
                  f"g = {float(s.values(g).flat[int(np.argmax(cmp.bad))]) if cmp.bad.any() else 0!r})",
                  x=x, actual=gx, expected=ref, error=cmp.error, case=Case(x, case.params))
@@ -301,3 +300,55 @@ def no_gradient(s: Subject, case: Case) -> None:
 
 
 __all__ = ["gradient", "tolerance", "same_bits"]
+
+
+@law("softmax_vjp_sums_to_zero", summary="softmax's vector-Jacobian product sums to zero along "
+     "dim (within the rows' accuracy bounds, about n ulp ||g||)",
+     applies=lambda t: t.activation == "softmax", inputs=lambda s: with_upstream(s, allow_empty=False),
+     kind="backward")
+def softmax_vjp_sums_to_zero(s: Subject, case: Case) -> None:
+    from actverify.properties.softmax import rows
+
+    x, g = case.x[0], case.x[1]
+    dim = case.params["dim"]
+    gx = gradient(s, x, g, case.params)
+    ref, bound = tolerance(s, x, g, case.params)
+    tol = rows(bound * ulp(ref, s.fmt), dim).sum(axis=1)
+    total = rows(s.values(gx).reshape(ref.shape), dim).sum(axis=1, dtype=ref.dtype)
+    bad = ~(np.abs(total) <= tol) & np.isfinite(rows(ref, dim)).all(axis=1)
+    if bad.any():
+        r = int(np.argmax(bad))
+        value = torch.tensor([float(total[r])], dtype=torch.float64)
+        s.fail_where(np.array([True]), f"row {r} of the gradient sums to {float(total[r])!r}",
+                     x=value, actual=value, expected=np.array([0.0]), case=Case(x, case.params),
+                     tolerance=float(tol[r]))
+
+
+@st.composite
+def small_rows(draw, s: Subject) -> Case:
+    n = draw(st.integers(2, 12))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
+    x = (torch.randn(n, generator=gen, dtype=torch.float64) * 2.0 ** draw(st.integers(-2, 3)))
+    return Case(x.to(s.fmt.dtype).to(s.device), {"dim": 0})
+
+
+@law("softmax_jacobian", summary="softmax's Jacobian (built from one-hot VJPs) is symmetric and "
+     "each row sums to zero, within the accuracy bounds",
+     applies=lambda t: t.activation == "softmax", inputs=lambda s: small_rows(s), kind="backward")
+def softmax_jacobian(s: Subject, case: Case) -> None:
+    x = case.x
+    n = x.numel()
+    eye = torch.eye(n, dtype=x.dtype, device=x.device)
+    jac = np.stack([s.values(gradient(s, x, eye[i], case.params)) for i in range(n)])
+    tol = np.stack([bound * ulp(ref, s.fmt) for ref, bound in
+                    (tolerance(s, x, eye[i], case.params) for i in range(n))])
+    asym = np.abs(jac - jac.T) > tol + tol.T
+    flat = torch.from_numpy(np.broadcast_to(s.values(x), (n, n)).astype(np.float64))
+    s.fail_where(asym, "the Jacobian is not symmetric (actual J[i, j], expected J[j, i]; "
+                 "input x_j)", x=flat, actual=torch.from_numpy(jac.astype(np.float64)),
+                 expected=jac.T, case=case)
+    sums = jac.sum(axis=1)
+    bad = ~(np.abs(sums) <= tol.sum(axis=1))
+    value = torch.from_numpy(sums.astype(np.float64))
+    s.fail_where(bad, "a row of the Jacobian does not sum to zero", x=value, actual=value,
+                 expected=np.zeros(n), case=case)

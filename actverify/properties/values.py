@@ -22,22 +22,21 @@ def judge(s: Subject, case: Case, y: torch.Tensor):
     ref = s.reference(case.x, case.params)
     cmp = compare(y, ref, fmt=s.fmt, bound=s.bound(case.x, case.params), policy=s.policy,
                   zero_sign_specified=s.spec.zero_sign == "specified")
-    bad = cmp.bad
+    accepted = np.zeros(ref.shape, dtype=bool)
     if s.spec.accepted is not None and s.policy.nan == "spec":
-        bad = bad & ~s.spec.accepted(s.values(case.x), s.values(y).reshape(ref.shape), case.params)
-    return cmp, ref, bad
+        accepted = s.spec.accepted(s.values(case.x), s.values(y).reshape(ref.shape), case.params)
+    return cmp, ref, cmp.bad & ~accepted, accepted
 
 
 @law("accuracy", summary="every result is within the accuracy bound of the true value (ULPs)",
      applies=always, inputs=everything)
 def accuracy(s: Subject, case: Case) -> None:
     y = s.call(case.x, case.params)
-    cmp, ref, bad = judge(s, case, y)
-    finite = np.where(np.isfinite(cmp.error), cmp.error, -1.0)
-    if finite.size and finite.max() >= 0:  # steer the search toward inputs with large errors
-        worst = int(np.argmax(finite))
-        hypothesis.target(float(finite.flat[worst]), label="max ulp error")
-        observe("ulp", float(finite.flat[worst]), float(s.values(case.x).flat[worst]))
+    cmp, ref, bad, accepted = judge(s, case, y)
+    worst = cmp.counted_max(accepted)
+    if worst is not None:  # steer the search toward inputs with large errors
+        hypothesis.target(worst[0], label="max ulp error")
+        observe("ulp", worst[0], float(s.values(case.x).flat[worst[1]]))
     reason = next((r for r in cmp.reason[bad].ravel() if r), "ulp error above bound")
     s.fail_where(bad, f"result differs from the true value: {reason}", x=case.x, actual=y,
                  expected=ref, error=cmp.error, case=case, bound=float(np.max(cmp.bound))
