@@ -56,7 +56,7 @@ def bound(x: np.ndarray, params, fmt) -> np.ndarray:
         return np.full(x.shape, base)
     dim = params.get("dim", -1)
     n = x.shape[dim]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         spread = np.abs(x - np.max(x, axis=dim, keepdims=True)).astype(np.float64)
     spread = np.where(np.isfinite(spread), spread, 0.0)
     return base + (spread + n - 1) * scale
