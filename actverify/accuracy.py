@@ -214,16 +214,21 @@ def compare(
                       excused=excused)
 
 
-def bounds_markdown() -> str:
-    """The bounds of every spec as the Markdown table in docs/accuracy.md (kept in sync by a
-    test, so the doc and the code cannot drift apart)."""
+def bounds_markdown(*, backward: bool = False) -> str:
+    """The bounds of every spec (or of every spec's derivative) as the Markdown table in
+    docs/accuracy.md (kept in sync by a test, so the doc and the code cannot drift apart)."""
     from actverify.dtypes import DTYPE_NAMES
     from actverify.spec import registry
 
-    lines = ["| activation | dtype | default bound (ulp) | why |", "| --- | --- | --- | --- |"]
+    what = "backward" if backward else "default"
+    lines = [f"| activation | dtype | {what} bound (ulp) | why |", "| --- | --- | --- | --- |"]
     for spec in registry().values():
+        bounds = (spec.derivative.bounds if spec.derivative else None) if backward else spec.bounds
+        if bounds is None:
+            lines.append(f"| {spec.name} | all | no gradient | PyTorch's backward raises |")
+            continue
         for dtype in DTYPE_NAMES:
-            b = spec.bounds[dtype]
+            b = bounds[dtype]
             reason = b.reason.replace("|", "\\|")
             lines.append(f"| {spec.name} | {dtype} | {b.describe()} | {reason} |")
     return "\n".join(lines)

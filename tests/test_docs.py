@@ -2,15 +2,19 @@
 
 from pathlib import Path
 
+import pytest
+
 from actverify.accuracy import bounds_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-def test_accuracy_doc_table_matches_the_specs():
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
+def test_accuracy_doc_tables_match_the_specs(backward: bool) -> None:
     text = (DOCS / "accuracy.md").read_text()
-    start, end = "<!-- bounds-table:start -->\n", "\n<!-- bounds-table:end -->"
+    marker = "backward-table" if backward else "bounds-table"
+    start, end = f"<!-- {marker}:start -->\n", f"\n<!-- {marker}:end -->"
     table = text[text.index(start) + len(start): text.index(end)]
-    assert table == bounds_markdown(), (
-        "docs/accuracy.md's bounds table is stale; regenerate it from "
-        "actverify.accuracy.bounds_markdown()")
+    assert table == bounds_markdown(backward=backward), (
+        f"docs/accuracy.md's {marker} is stale; regenerate it from "
+        f"actverify.accuracy.bounds_markdown(backward={backward})")
