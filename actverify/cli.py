@@ -2,6 +2,9 @@
 
     actverify report [--activation NAME]... [--dtype D]... [--device DEV]... [--policy P]
                      [--profile P] [--json PATH]
+    actverify check TARGET --activation NAME [--dtype D]... [--device DEV]... [--profile P]
+                    [--json PATH] [--isolate] [--timeout S]
+    actverify targets
     actverify replay PATH
 
 Exit status: 0 everything holds, 1 a property is violated, 2 a usage error (one line on
@@ -27,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, *, profile: str = "report") -> None:
     p.add_argument("--dtype", action="append", default=[], metavar="D",
                    help=f"dtype to check, repeatable ({', '.join(DTYPE_NAMES)}); default all")
     p.add_argument("--device", action="append", default=[], metavar="DEV",
@@ -37,7 +40,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kink", default="pytorch", choices=["pytorch", "math"],
                    help="derivative at a kink: PyTorch's value (relu'(0) = 0), or any "
                         "subgradient (math)")
-    p.add_argument("--profile", default="report", choices=sorted(PROFILES),
+    p.add_argument("--profile", default=profile, choices=sorted(PROFILES),
                    help="Hypothesis profile: how hard to search")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
 
@@ -50,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--activation", action="append", default=[], metavar="NAME",
                         help="activation to check, repeatable; default all")
     _common(report)
+    check = sub.add_parser("check", help="check a custom kernel against an activation's "
+                           "properties and PyTorch's kernel")
+    check.add_argument("target", help="package.module:attr, path/to/file.py:attr (attr may be "
+                       "dotted, e.g. MyFunction.apply), or a registered target name")
+    check.add_argument("--activation", required=False, metavar="NAME",
+                       help="the activation the kernel implements (its F signature is used)")
+    check.add_argument("--isolate", action="store_true", help="run each dtype/device in a "
+                       "subprocess: a crash or a hang in C code becomes a finding")
+    check.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                       help="per-call time limit in seconds (default 60)")
+    _common(check, profile="check")
+    sub.add_parser("targets", help="list PyTorch's entry points and registered kernels")
     replay = sub.add_parser("replay", help="re-run one saved failing case")
     replay.add_argument("path", help="a replay file named in a failure report")
     return parser
@@ -75,11 +90,41 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _run_check(args: argparse.Namespace) -> int:
+    from actverify.check import check
+
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    report = check(args.target, activation=args.activation, dtypes=args.dtype or None,
+                   devices=args.device or None, policy=args.policy, kink=args.kink,
+                   profile=args.profile, json_path=args.json, isolate=args.isolate,
+                   call_timeout=args.timeout)
+    report.print()
+    return 0 if report.ok else 1
+
+
+def _run_targets() -> int:
+    from actverify.spec import registry
+    from actverify.targets import builtin_targets, registered_targets
+
+    for spec in registry().values():
+        print(f"{spec.name}: {spec.signature}")
+        for t in builtin_targets(spec):
+            print(f"  {t.source}")
+    for name, value in registered_targets().items():
+        print(f"registered {name}: {value}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "report":
             return _run_report(args)
+        if args.command == "check":
+            return _run_check(args)
+        if args.command == "targets":
+            return _run_targets()
         if args.command == "replay":
             from actverify.runner import main_replay
 

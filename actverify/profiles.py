@@ -1,7 +1,8 @@
 """Hypothesis profiles, registered in one place.
 
 `dev` keeps the default test run short; `ci` is derandomized so a pull request's run is
-reproducible; `fuzz` searches long and randomly; `report` is the main job's profile.
+reproducible; `fuzz` searches long and randomly; `report` is the main job's profile;
+`check` is `actverify check`'s quick default (every property, few examples).
 Choose one with pytest's `--hypothesis-profile NAME`, the ACTVERIFY_PROFILE environment
 variable, or `--profile` on the command line.
 """
@@ -22,6 +23,8 @@ PROFILES = {
     "dev": dict(max_examples=8, deadline=None, suppress_health_check=_RELAXED),
     "ci": dict(max_examples=25, deadline=None, derandomize=True, print_blob=True,
                suppress_health_check=_RELAXED),
+    "check": dict(max_examples=6, deadline=None, derandomize=True,
+                  suppress_health_check=_RELAXED),
     "report": dict(max_examples=20, deadline=None, derandomize=True,
                    suppress_health_check=_RELAXED),
     "fuzz": dict(max_examples=2000, deadline=None, derandomize=False,

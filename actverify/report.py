@@ -24,6 +24,9 @@ SCHEMA_VERSION = 1
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     json_path: Path | None = None
+    not_checked: list[dict] = field(default_factory=list)  # what was not checked, and why
+    target: str | None = None
+    activation: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,10 +87,23 @@ class Report:
             ))
         return rows
 
+    def skip(self, why: str, **where: str) -> None:
+        """Record something that was not checked (never counted as passed)."""
+        self.not_checked.append({**where, "why": why})
+        if self.json_path is not None:
+            self.write_json(self.json_path)
+
     def to_json(self) -> dict:
+        """The stable schema documented in docs/check.md."""
         return {"schema_version": SCHEMA_VERSION,
+                "target": self.target, "activation": self.activation,
                 "verdict": "conforms" if self.ok else "violations",
                 "summary": self.rows(),
+                "findings": [o.to_json() for o in self.outcomes
+                             if o.status in ("failed", "error")],
+                "not_checked": self.not_checked
+                + [{"property": o.property, "dtype": o.dtype, "device": o.device,
+                    "why": o.reason} for o in self.outcomes if o.status == "not_checked"],
                 "outcomes": [o.to_json() for o in self.outcomes]}
 
     def write_json(self, path: Path) -> None:
@@ -115,8 +131,13 @@ class Report:
             elif o.status == "error":
                 console.print(f"{o.property} on {o.target} ({o.dtype}, {o.device}) could not "
                               f"run: {o.reason}", markup=False, highlight=False)
+        for item in self.not_checked:
+            where = ", ".join(f"{k} {v}" for k, v in item.items() if k != "why")
+            console.print(f"not checked: {where}{': ' if where else ''}{item['why']}",
+                          markup=False, highlight=False)
         verdict = "all properties hold" if self.ok else "VIOLATIONS found"
-        console.print(f"{len(self.outcomes)} checks: {verdict}")
+        subject = f"{self.target} ({self.activation}): " if self.target else ""
+        console.print(f"{subject}{len(self.outcomes)} checks: {verdict}")
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -25,7 +25,7 @@ from actverify.devices import available_devices
 from actverify.dtypes import DTYPE_NAMES, FloatFormat, float_format
 from actverify.profiles import profile_settings
 from actverify.properties import Property, Subject, Violation, properties_for
-from actverify.properties.base import TargetMisbehaved, observing
+from actverify.properties.base import _HUNG, CALL_TIMEOUT, TargetMisbehaved, observing
 from actverify.strategies import Case
 from actverify.targets import Target
 
@@ -111,8 +111,11 @@ def failure_from(v: Violation, subject: Subject, prop: Property, case: Case,
 
 
 def run_property(prop: Property, subject: Subject, *, settings: Settings | None = None,
-                 replay_dir: Path = REPLAY_DIR) -> Outcome:
-    """Search for a counterexample to `prop` on `subject`; return what happened."""
+                 replay_dir: Path = REPLAY_DIR, call_timeout: float | None = None) -> Outcome:
+    """Search for a counterexample to `prop` on `subject`; return what happened.
+
+    `call_timeout` bounds each call of the target (a hang becomes a finding, not a stuck run).
+    """
     outcome = Outcome(prop.name, subject.target.activation, subject.target.name,
                       subject.fmt.name, subject.device, subject.policy.name, "passed",
                       kind=prop.kind)
@@ -142,6 +145,7 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
     key += f"{subject.device}|{subject.policy.name}"
     test.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
     start = time.perf_counter()
+    token = CALL_TIMEOUT.set(call_timeout)
     try:
         with observing(sink):
             test()
@@ -151,6 +155,16 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
     except Exception as exc:  # Hypothesis health checks, flaky tests, our own bugs
         outcome.status = "error"
         outcome.reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
+    finally:
+        CALL_TIMEOUT.reset(token)
+        hung = _HUNG.pop(id(subject.target), None)
+    if hung is not None:  # whatever Hypothesis made of the replays, the finding is the hang
+        case = last.get("case")
+        outcome.status, outcome.reason = "failed", None
+        outcome.failure = Failure(
+            message=hung, input_shape=list(case.x.shape) if case is not None else None,
+            params=dict(case.params) if case is not None else {},
+            replay=_save_replay(subject, prop, case, replay_dir) if case is not None else None)
     outcome.seconds = time.perf_counter() - start
     return outcome
 

@@ -212,7 +212,7 @@ def layouts(*, inplace: bool = False) -> st.SearchStrategy[str]:
 
 
 def params_for(spec, ndim: int, *, monotone_only: bool = False,
-               where: Callable[[dict], bool] | None = None) -> st.SearchStrategy[dict]:
+               where: Callable[[dict, int], bool] | None = None) -> st.SearchStrategy[dict]:
     """Parameter dicts for `spec`, drawn from the spec's own parameter strategies (and, with
     `where`, only those a target supports)."""
     if not spec.params:
@@ -221,7 +221,7 @@ def params_for(spec, ndim: int, *, monotone_only: bool = False,
                   for p in spec.params}
     drawn = st.fixed_dictionaries(strategies)
     if where is not None:
-        drawn = drawn.filter(where)
+        drawn = drawn.filter(lambda params: where(params, ndim))
     return drawn.filter(spec.monotone) if monotone_only else drawn
 
 
@@ -230,7 +230,7 @@ def cases(draw, *, spec, fmt: FloatFormat | str, device: str = "cpu",
           shape: st.SearchStrategy[tuple[int, ...]] | None = None,
           allow_nan: bool = True, allow_infinity: bool = True, layout: bool = False,
           inplace: bool = False, monotone_only: bool = False,
-          where: Callable[[dict], bool] | None = None) -> Case:
+          where: Callable[[dict, int], bool] | None = None) -> Case:
     """A Case for `spec`: a tensor with values concentrated at the spec's thresholds, the
     spec's parameters, and (if `layout`) a non-contiguous memory layout."""
     fmt = float_format(fmt) if isinstance(fmt, str) else fmt

@@ -31,13 +31,22 @@ class Target:
     dtypes: frozenset[str] | None = None  # what the target declares it supports; None = all
     devices: frozenset[str] | None = None
     source: str | None = None  # how to load it again (for replay commands)
-    # Parameters for which the backward is supported (None: all); others are not checked.
+    # Parameters the target supports, given the input's rank (None: all), e.g. softmax over
+    # the last dim only; and those for which its backward is supported.  Others: not checked.
+    params_supported: Callable[[dict, int], bool] | None = None
     backward_supports: Callable[[dict], bool] | None = None
+    backward: bool = True  # has a backward at all
     limits: str | None = None  # what the target does not support, in words, for reports
 
     @property
     def spec(self) -> ActivationSpec:
         return get_spec(self.activation)
+
+    def accepts(self, params: dict, ndim: int, *, backward: bool = False) -> bool:
+        if self.params_supported is not None and not self.params_supported(params, ndim):
+            return False
+        return not (backward and self.backward_supports is not None
+                    and not self.backward_supports(params))
 
     def supports(self, fmt: FloatFormat, device: str) -> bool:
         kind = device.split(":", 1)[0]
@@ -88,13 +97,90 @@ def load_callable(reference: str) -> Callable:
             obj = getattr(obj, part)
         except AttributeError:
             raise UsageError(f"{where!r} has no attribute {attr!r}") from None
-    if not callable(obj):
+    if not callable(obj) and not isinstance(obj, Target):
         raise UsageError(f"{reference!r} is not callable (it is a {type(obj).__name__})")
     return obj
 
 
+def declare(fn: Callable | None = None, *, dtypes: Iterable[str] | None = None,
+            devices: Iterable[str] | None = None, softmax_dims: str | Iterable[int] | None = None,
+            backward: bool = True, inplace: bool = False,
+            params: Callable[[dict, int], bool] | None = None, limits: str | None = None):
+    """Declare what a kernel supports; combinations outside are reported as not checked.
+
+        @actverify.declare(dtypes=["float16", "float32"], softmax_dims="last")
+        def my_softmax(x, dim): ...
+
+    `softmax_dims` is "last" or a list of dims (negative ones count from the end); `params`
+    is a predicate over (params, input rank); `backward=False` for forward-only kernels.
+    """
+    declared = {"dtypes": list(dtypes) if dtypes else None,
+                "devices": list(devices) if devices else None, "softmax_dims": softmax_dims,
+                "backward": backward, "inplace": inplace, "params": params, "limits": limits}
+    for d in declared["dtypes"] or ():
+        float_format(d)  # fail early on a typo
+
+    def attach(f: Callable) -> Callable:
+        try:
+            f.actverify = declared
+            return f
+        except (AttributeError, TypeError):  # builtins and bound methods take no attributes
+            def wrapper(*args, **kwargs):
+                return f(*args, **kwargs)
+
+            wrapper.actverify = declared
+            wrapper.__name__ = getattr(f, "__name__", "kernel")
+            return wrapper
+
+    return attach(fn) if fn is not None else attach
+
+
+def _dims_predicate(dims: str | Iterable[int]) -> Callable[[dict, int], bool]:
+    if dims == "last":
+        return lambda p, nd: p.get("dim", -1) % max(nd, 1) == max(nd, 1) - 1
+    wanted = list(dims)
+    return lambda p, nd: any(p.get("dim", -1) % max(nd, 1) == d % max(nd, 1) for d in wanted)
+
+
+def target_from_callable(fn: Callable, activation: str, *, name: str | None = None,
+                         source: str | None = None) -> Target:
+    """A target for any callable with the functional signature of `activation`, honouring
+    what it declared with `declare` (dtypes, devices, softmax dims, backward, in place)."""
+    spec = get_spec(activation)
+    if not callable(fn):
+        raise UsageError(f"target {name or fn!r} is not callable (it is a {type(fn).__name__})")
+    declared = getattr(fn, "actverify", None) or {}
+    predicates = [p for p in (declared.get("params"),
+                              _dims_predicate(declared["softmax_dims"])
+                              if declared.get("softmax_dims") else None) if p is not None]
+    limits = [declared["limits"]] if declared.get("limits") else []
+    if declared.get("softmax_dims"):
+        limits.append(f"softmax dims other than {declared['softmax_dims']!r} not supported")
+    return Target(
+        name=name or getattr(fn, "__qualname__", None) or repr(fn), activation=spec.name, fn=fn,
+        source=source, inplace=bool(declared.get("inplace", False)),
+        dtypes=frozenset(float_format(d).name for d in declared["dtypes"])
+        if declared.get("dtypes") else None,
+        devices=frozenset(declared["devices"]) if declared.get("devices") else None,
+        params_supported=(lambda p, nd: all(f(p, nd) for f in predicates)) if predicates
+        else None,
+        backward=bool(declared.get("backward", True)),
+        limits="; ".join(limits) or None,
+    )
+
+
+def registered_targets() -> dict[str, str]:
+    """Targets that installed kernel packages register in the `actverify.targets` entry-point
+    group: name -> 'module:attr'.  The object must carry `actverify = {"activation": ...}`
+    (see `declare`) or be a Target."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group="actverify.targets")}
+
+
 def resolve_target(reference: str, activation: str | None = None) -> Target:
-    """A target from its text form: 'builtin:ACT:ENTRY' or an import path with an activation."""
+    """A target from its text form: 'builtin:ACT:ENTRY', a registered entry-point name, or an
+    import path ('package.module:attr', 'path/file.py:attr') with an activation."""
     if reference.startswith("builtin:"):
         _, act, entry = reference.split(":", 2)
         for t in builtin_targets(get_spec(act)):
@@ -102,18 +188,17 @@ def resolve_target(reference: str, activation: str | None = None) -> Target:
                 return t
         raise UsageError(f"no entry point {entry!r} for {act}; use one of "
                          f"{', '.join(t.name for t in builtin_targets(get_spec(act)))}")
+    registered = registered_targets()
+    if reference in registered:
+        reference = registered[reference]
+    obj = load_callable(reference)
+    if isinstance(obj, Target):
+        return obj
+    activation = activation or (getattr(obj, "actverify", None) or {}).get("activation")
     if activation is None:
         raise UsageError(f"target {reference!r} needs an activation (--activation NAME)")
-    spec = get_spec(activation)
-    fn = load_callable(reference)
-    declared = getattr(fn, "actverify", {}) or {}
-    dtypes = declared.get("dtypes")
-    return Target(
-        name=reference, activation=spec.name, fn=fn, source=reference,
-        inplace=bool(declared.get("inplace", False)),
-        dtypes=frozenset(float_format(d).name for d in dtypes) if dtypes else None,
-        devices=frozenset(declared["devices"]) if declared.get("devices") else None,
-    )
+    return target_from_callable(obj, activation, name=reference, source=reference)
 
 
-__all__ = ["Target", "builtin_targets", "all_builtin_targets", "resolve_target", "DTYPE_NAMES"]
+__all__ = ["Target", "builtin_targets", "all_builtin_targets", "resolve_target", "declare",
+           "target_from_callable", "registered_targets", "DTYPE_NAMES"]

@@ -7,8 +7,12 @@ a check that reads draw -> call -> assert and raises `Violation` with the eviden
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import signal
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,7 +41,55 @@ class Violation(AssertionError):
 
 
 class TargetMisbehaved(Violation):
-    """The target raised, or returned something that is not a tensor."""
+    """The target raised, hung, or returned something that is not a tensor of the input's
+    dtype, shape and device."""
+
+
+# Per-call time limit (seconds) for targets, set by the runner; None: no limit.
+CALL_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "actverify_call_timeout", default=None)
+_HUNG: dict[int, str] = {}  # targets that hung once: later calls fail at once (no re-waits)
+
+
+class _Expired(BaseException):
+    """Raised by the alarm inside the target; turned into TargetMisbehaved below."""
+
+
+def _hung(target_key: int) -> None:
+    # One raise site for the first hang and for the calls that follow, so that Hypothesis sees
+    # the same failure when it replays the example.
+    raise TargetMisbehaved(_HUNG[target_key]) from None
+
+
+@contextlib.contextmanager
+def _time_limit(target_key: int):
+    """Raise TargetMisbehaved if the call outlives CALL_TIMEOUT (SIGALRM: Unix, main thread).
+
+    A kernel stuck inside C code is only interrupted when it returns to Python; the isolation
+    mode (a subprocess per subject) catches those."""
+    limit = CALL_TIMEOUT.get()
+    if target_key in _HUNG:
+        _hung(target_key)
+    usable = (limit and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    except _Expired:
+        _HUNG[target_key] = f"the target did not return within {limit:g} s (call timeout)"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if target_key in _HUNG:
+        _hung(target_key)
 
 
 @dataclass(frozen=True)
@@ -61,12 +113,38 @@ class Subject:
         if inplace:  # keep the caller's tensor, but keep its memory layout for the kernel
             x = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device).copy_(x)
         try:
-            y = fn(x, **(params or {}))
+            with _time_limit(id(self.target)):
+                y = fn(x, **(params or {}))
+        except TargetMisbehaved:
+            raise
         except Exception as exc:
             raise TargetMisbehaved(f"the target raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(y, torch.Tensor):
             raise TargetMisbehaved(f"the target returned {type(y).__name__}, not a tensor")
+        for what, got, want in (("dtype", y.dtype, x.dtype), ("shape", tuple(y.shape),
+                                tuple(x.shape)), ("device", y.device, x.device)):
+            if got != want:  # every property needs this; `signature` names it
+                raise TargetMisbehaved(f"the target returned a result of {what} {got} for an "
+                                       f"input of {what} {want}")
         return y
+
+    def supports(self, params: dict, ndim: int, *, backward: bool = False) -> bool:
+        """Whether the target declares support for these parameters (e.g. softmax dims)."""
+        return self.target.accepts(params, ndim, backward=backward)
+
+    def cases(self, *, backward: bool = False, **kwargs: Any) -> st.SearchStrategy[Case]:
+        """Cases for this subject: its spec, format and device, and only the parameters the
+        target declares it supports (the rest are reported as not checked)."""
+        from actverify.strategies import cases
+
+        return cases(spec=self.spec, fmt=self.fmt, device=self.device,
+                     where=lambda p, nd: self.supports(p, nd, backward=backward), **kwargs)
+
+    def params(self, ndim: int, *, backward: bool = False) -> st.SearchStrategy[dict]:
+        from actverify.strategies import params_for
+
+        return params_for(self.spec, ndim,
+                          where=lambda p, nd: self.supports(p, nd, backward=backward))
 
     def canonical(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
         """PyTorch's own functional form of the activation, for comparisons."""
@@ -178,8 +256,6 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
 
 
 # Figures a check wants reported (the worst ULP error and where), collected by the runner.
-import contextvars  # noqa: E402
-
 _OBSERVER: contextvars.ContextVar[Callable[[str, float, float | None], None] | None] = (
     contextvars.ContextVar("actverify_observer", default=None))
 
@@ -193,8 +269,6 @@ def observe(metric: str, value: float, x: float | None = None) -> None:
 
 def observing(sink: Callable[[str, float, float | None], None]):
     """Context manager routing `observe` calls to `sink`."""
-    import contextlib
-
     @contextlib.contextmanager
     def scope():
         token = _OBSERVER.set(sink)

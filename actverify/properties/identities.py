@@ -18,7 +18,7 @@ from actverify.strategies import Case, cases
 
 
 def finite_cases(s: Subject) -> st.SearchStrategy[Case]:
-    return cases(spec=s.spec, fmt=s.fmt, device=s.device, allow_nan=False, allow_infinity=False)
+    return s.cases(allow_nan=False, allow_infinity=False)
 
 
 @law("point_symmetry", summary="f(-x) = 2c - f(x): sigmoid(-x) = 1 - sigmoid(x), tanh odd "
@@ -81,7 +81,7 @@ def relu_odd_part(s: Subject, case: Case) -> None:
 
 @law("positive_identity", summary="f(x) = x bit for bit for every x > 0 (+inf included)",
      applies=lambda t: t.spec.identity_on_positive,
-     inputs=lambda s: cases(spec=s.spec, fmt=s.fmt, device=s.device))
+     inputs=lambda s: s.cases())
 def positive_identity(s: Subject, case: Case) -> None:
     y = s.call(case.x, case.params)
     xv, yv = s.values(case.x), s.values(y)
@@ -92,7 +92,7 @@ def positive_identity(s: Subject, case: Case) -> None:
 @law("negative_slope", summary="for x < 0, leaky_relu(x) = negative_slope * x within the "
      "accuracy bound, for any real slope (0, tiny, default, 1, above 1, negative)",
      applies=activation("leaky_relu"),
-     inputs=lambda s: cases(spec=s.spec, fmt=s.fmt, device=s.device, allow_nan=False))
+     inputs=lambda s: s.cases(allow_nan=False))
 def negative_slope(s: Subject, case: Case) -> None:
     y = s.call(case.x, case.params)
     xv = s.values(case.x)

@@ -14,7 +14,7 @@ from actverify.strategies import Case, cases, shapes, tensors, params_for
 
 
 def everything(s: Subject) -> st.SearchStrategy[Case]:
-    return cases(spec=s.spec, fmt=s.fmt, device=s.device)
+    return s.cases()
 
 
 def judge(s: Subject, case: Case, y: torch.Tensor):
@@ -68,7 +68,7 @@ def infinities(s: Subject) -> st.SearchStrategy[Case]:
         n = int(np.prod(shape))
         pattern = torch.tensor([np.inf if b else -np.inf for b in signs], dtype=torch.float64)
         x = pattern.repeat(n // len(signs) + 1)[:n].reshape(shape).to(s.fmt.dtype).to(s.device)
-        return Case(x, draw(params_for(s.spec, x.ndim)))
+        return Case(x, draw(s.params(x.ndim)))
     return draw()
 
 
@@ -84,7 +84,7 @@ def limits(s: Subject, case: Case) -> None:
 
 
 def sortable(s: Subject) -> st.SearchStrategy[Case]:
-    return cases(spec=s.spec, fmt=s.fmt, device=s.device, monotone_only=True)
+    return s.cases(monotone_only=True)
 
 
 @law("monotonic", summary="non-decreasing over the whole sorted input, every adjacent pair",
@@ -104,8 +104,7 @@ def monotonic(s: Subject, case: Case) -> None:
 
 @st.composite
 def _with_nans(draw, s: Subject) -> Case:
-    case = draw(cases(spec=s.spec, fmt=s.fmt, device=s.device,
-                      shape=shapes(min_dims=1, allow_empty=False)))
+    case = draw(s.cases(shape=shapes(min_dims=1, allow_empty=False)))
     n = case.x.numel()
     where = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=min(n, 8)))
     x = case.x.flatten().clone()
