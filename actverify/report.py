@@ -108,7 +108,7 @@ class Report:
 
     def write_json(self, path: Path) -> None:
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, default=_jsonable))
+        tmp.write_text(json.dumps(_clean(self.to_json()), indent=1, allow_nan=False))
         tmp.replace(path)
 
     def print(self, console: Console | None = None) -> None:
@@ -144,7 +144,14 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _jsonable(value):
+def _clean(value):
+    """JSON has no inf/NaN: write them as strings; anything else unknown as its str()."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
     return str(value)
