@@ -37,9 +37,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accuracy policy (docs/accuracy.md)")
     group.addoption("--actverify-kink", default="pytorch", choices=["pytorch", "math"],
                     help="derivative at a kink: PyTorch's value, or any subgradient (math)")
+    group.addoption("--actverify-huge", action="store_true",
+                    help="run the opt-in case of more than 2^31 elements (needs ~8 GiB)")
     group.addoption("--actverify-target", action="append", default=[], metavar="TARGET=NAME",
                     help="run the property suite against a custom kernel instead of PyTorch's "
                          "entry points, e.g. mypkg.kernels:sigmoid=sigmoid (repeatable)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Bad options stop the run at once with status 2 and one line saying what to fix
+    (an absent device is an error, never a silent skip)."""
+    try:
+        _selection(config)
+    except pytest.UsageError as exc:
+        pytest.exit(f"actverify: {exc}", returncode=2)
 
 
 def _selection(config: pytest.Config) -> dict:
@@ -72,3 +83,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     chosen = _selection(metafunc.config)
     cases = [c for c in suite_cases(**chosen) if c.group == group]
     metafunc.parametrize("subject_property", cases, ids=[c.id for c in cases])
+
+
+@pytest.fixture
+def huge_device(request: pytest.FixtureRequest) -> str:
+    """The device for the >2^31-element case; skipped unless --actverify-huge is given."""
+    if not request.config.getoption("actverify_huge"):
+        pytest.skip("opt-in: pass --actverify-huge (needs about 8 GiB on the device)")
+    return _selection(request.config)["devices"][-1]

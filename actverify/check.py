@@ -66,7 +66,7 @@ def check(kernel: Callable | str | Target, *, activation: str | None = None,
             if not target.supports(fmt, device):
                 report.skip("outside what the target declares", dtype=dtype, device=device)
                 continue
-            work.append((Subject(target, fmt, device, pol), properties_for(target, dtype)))
+            work.append((Subject(target, fmt, device, pol), properties_for(target, dtype, device)))
     console = console or Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("checking", total=sum(len(props) for _, props in work))

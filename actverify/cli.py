@@ -5,6 +5,7 @@
     actverify check TARGET --activation NAME [--dtype D]... [--device DEV]... [--profile P]
                     [--json PATH] [--isolate] [--timeout S]
     actverify targets
+    actverify gpu-check OUT
     actverify replay PATH
 
 Exit status: 0 everything holds, 1 a property is violated, 2 a usage error (one line on
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="per-call time limit in seconds (default 60)")
     _common(check, profile="check")
     sub.add_parser("targets", help="list PyTorch's entry points and registered kernels")
+    gpu = sub.add_parser("gpu-check", help="run the CUDA checks (a no-op report without a GPU)")
+    gpu.add_argument("out", help="folder for summary.json, summary.md and the reports")
+    gpu.add_argument("--profile", default="dev", choices=sorted(PROFILES))
     replay = sub.add_parser("replay", help="re-run one saved failing case")
     replay.add_argument("path", help="a replay file named in a failure report")
     return parser
@@ -125,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_check(args)
         if args.command == "targets":
             return _run_targets()
+        if args.command == "gpu-check":
+            from actverify.gpucheck import gpu_check
+
+            return gpu_check(Path(args.out), profile=args.profile)
         if args.command == "replay":
             from actverify.runner import main_replay
 

@@ -45,7 +45,7 @@ class Report:
         report = cls(json_path=json_path)
         work = [(prop, s) for s in subjects(targets, dtypes=dtypes, devices=devices,
                                             policy=policy)
-                for prop in properties_for(s.target, s.fmt.name)]
+                for prop in properties_for(s.target, s.fmt.name, s.device)]
         console = console or Console(stderr=True)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("checking", total=len(work))

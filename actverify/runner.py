@@ -187,7 +187,7 @@ def verify(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
     wanted = set(properties) if properties else None
     results = []
     for subject in subjects(targets, dtypes=dtypes, devices=devices, policy=policy):
-        for prop in properties_for(subject.target, subject.fmt.name):
+        for prop in properties_for(subject.target, subject.fmt.name, subject.device):
             if wanted is not None and prop.name not in wanted:
                 continue
             outcome = run_property(prop, subject, settings=settings)

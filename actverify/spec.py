@@ -132,6 +132,9 @@ class ActivationSpec:
     # the kink.  Strategies concentrate values around these.
     thresholds: Callable[[FloatFormat], tuple[float, ...]] = lambda fmt: (0.0,)
     conventions: tuple[str, ...] = ()  # prose, shown in docs and reports
+    # Results on every device must be bitwise equal to the CPU's (no rounding involved, or
+    # the same single rounding everywhere); otherwise within the accuracy model.
+    same_bits_on_all_devices: bool = False
     # None: no gradient (PyTorch's heaviside backward raises).
     derivative: Derivative | None = None
     # Parameter values to draw; keyed by parameter name, built lazily per tensor rank.

@@ -84,6 +84,9 @@ def floats(fmt: FloatFormat | str, *, allow_nan: bool = True, allow_infinity: bo
 
 # Sizes that straddle SIMD widths (8, 16, 32, 64 lanes) and unroll factors by one.
 ODD_SIZES = (1, 2, 3, 7, 9, 15, 17, 31, 33, 63, 65, 127, 129, 255, 257, 1023, 1025)
+# Softmax rows wider than 1024 and odd widths between 513 and 1023: GPU softmax kernels switch
+# strategy at these widths (PyTorch had bugs there).
+WIDE_ROWS = (513, 577, 769, 1023, 1025, 2049, 4097)
 # Over 65,536 elements: reaches multi-threaded paths and 16-bit index overflows.
 LARGE_SHAPES = ((65537,), (257, 263), (3, 129, 171))
 
@@ -97,7 +100,9 @@ def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
     small = st.integers(max(min_dims, 1), max(max_dims, 1)).flatmap(
         lambda nd: st.tuples(*[side] * nd)
     ).filter(lambda s: math.prod(s) <= 20000)
-    choices = [st.integers(1, 64).map(lambda n: (n,)).filter(lambda s: len(s) >= min_dims), small]
+    wide = st.tuples(st.integers(1, 3), st.sampled_from(WIDE_ROWS))
+    choices = [st.integers(1, 64).map(lambda n: (n,)).filter(lambda s: len(s) >= min_dims), small,
+               wide.filter(lambda s: min_dims <= 2 <= max_dims)]
     if min_dims == 0:
         choices.append(st.just(()))
     if allow_empty:

@@ -38,7 +38,7 @@ def suite_cases(*, dtypes: Iterable[str] | None = None, devices: Iterable[str] |
     chosen = list(targets) if targets else list(all_builtin_targets(activations))
     return [SuiteCase(prop, subject)
             for subject in subjects(chosen, dtypes=dtypes, devices=devices, policy=policy)
-            for prop in properties_for(subject.target, subject.fmt.name)]
+            for prop in properties_for(subject.target, subject.fmt.name, subject.device)]
 
 
 def check(case: SuiteCase) -> None:

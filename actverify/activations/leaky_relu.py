@@ -83,6 +83,7 @@ SPEC = ActivationSpec(
     ),
     identity_on_positive=True,
     thresholds=thresholds,
+    same_bits_on_all_devices=True,
     conventions=(
         "x > 0 gives x; otherwise negative_slope * x evaluated in IEEE arithmetic: "
         "leaky_relu(-inf, 0) is NaN (-inf * 0), leaky_relu(-0, -2) is +0.",

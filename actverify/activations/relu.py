@@ -44,6 +44,7 @@ SPEC = ActivationSpec(
         kinks=lambda p: (Kink(0.0, pytorch=0.0, subdifferential=(0.0, 1.0)),),
     ),
     thresholds=thresholds,
+    same_bits_on_all_devices=True,
     conventions=(
         "relu(-0) may be -0 (PyTorch eager) or +0 (IEEE 754-2019 maximum, inductor); "
         "the default policy accepts either, strict asks for +0.",

@@ -40,6 +40,7 @@ SPEC = ActivationSpec(
     limits=lambda p: (0.0, 1.0),
     accepted=lambda x, y, params: np.isnan(x) & (y == 0),
     thresholds=thresholds,
+    same_bits_on_all_devices=True,
     conventions=(
         "step(0) = step(-0) = 0: the threshold belongs to the lower side.",
         "step(NaN) is 0 in PyTorch (NumPy's heaviside gives NaN); the default policy "

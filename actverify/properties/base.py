@@ -203,6 +203,7 @@ class Property:
     check: Callable[[Subject, Case], None]
     kind: str = "forward"  # forward | backward
     formats: tuple[str, ...] | None = None  # only these formats (gradcheck: float64)
+    off_cpu: bool = False  # only on accelerators (cross-device agreement)
 
 
 _PROPERTIES: dict[str, Property] = {}
@@ -210,14 +211,14 @@ _PROPERTIES: dict[str, Property] = {}
 
 def law(name: str, *, summary: str, applies: Applies,
         inputs: Callable[[Subject], st.SearchStrategy[Case]], kind: str = "forward",
-        formats: tuple[str, ...] | None = None):
+        formats: tuple[str, ...] | None = None, off_cpu: bool = False):
     """Register the decorated check as the property `name`."""
 
     def register(check: Callable[[Subject, Case], None]) -> Property:
         if name in _PROPERTIES:
             raise ValueError(f"property {name!r} is defined twice")
         prop = Property(name=name, summary=summary, applies=applies, inputs=inputs,
-                        check=check, kind=kind, formats=formats)
+                        check=check, kind=kind, formats=formats, off_cpu=off_cpu)
         _PROPERTIES[name] = prop
         return prop
 

@@ -1,0 +1,41 @@
+"""Cross-device agreement: a kernel on an accelerator against PyTorch's CPU kernel.
+
+These properties apply only off the CPU (`off_cpu=True`); the device is the subject's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from actverify.properties.base import Subject, always, law
+from actverify.properties.derivatives import differentiable, gradient, upstream_inputs
+from actverify.properties.semantics import differ, inconsistent, with_layouts
+from actverify.strategies import Case
+
+
+def _agree(s: Subject, case: Case, here: torch.Tensor, cpu: torch.Tensor, what: str) -> None:
+    there = here.cpu()
+    if s.spec.same_bits_on_all_devices:
+        differ(s, Case(case.x.cpu(), case.params), there, cpu, f"{what} differs from the CPU's")
+    else:
+        inconsistent(s, Case(case.x.cpu(), case.params), there, cpu,
+                     f"{what} differs from the CPU's")
+
+
+@law("cross_device", summary="results on the accelerator equal PyTorch's CPU results (bit for "
+     "bit for ReLU, leaky ReLU and step; within the accuracy model otherwise)",
+     applies=always, inputs=with_layouts, off_cpu=True)
+def cross_device(s: Subject, case: Case) -> None:
+    here = s.call(case.x, case.params)
+    cpu = s.call(case.x.cpu(), case.params, fn=s.spec.canonical.fn, inplace=False)
+    _agree(s, case, here, cpu, f"{s.target.name} on {s.device}")
+
+
+@law("cross_device_gradient", summary="gradients on the accelerator equal PyTorch's CPU "
+     "gradients (same rule as cross_device)", applies=differentiable, inputs=upstream_inputs,
+     kind="backward", off_cpu=True)
+def cross_device_gradient(s: Subject, case: Case) -> None:
+    x, g = case.x[0], case.x[1]
+    here = gradient(s, x, g, case.params)
+    cpu = gradient(s, x.cpu(), g.cpu(), case.params, fn=s.spec.canonical.fn, inplace=False)
+    _agree(s, Case(x, case.params), here, cpu, f"the gradient of {s.target.name} on {s.device}")
