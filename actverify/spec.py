@@ -8,7 +8,6 @@ writing one such file: the registry below discovers it.
 from __future__ import annotations
 
 import importlib
-import math
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -153,8 +152,11 @@ class ActivationSpec:
         return self.bounds[fmt.name]
 
 
-def ln(v: float) -> float:
-    return math.log(v)
+def every_dtype(bound: Bound) -> dict[str, Bound]:
+    """The same bound for every format (exact activations, format-independent reasons)."""
+    from actverify.dtypes import DTYPE_NAMES
+
+    return {name: bound for name in DTYPE_NAMES}
 
 
 _REGISTRY: dict[str, ActivationSpec] | None = None

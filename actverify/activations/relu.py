@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint, Kink
+from actverify.spec import (ActivationSpec, Bound, Derivative, EntryPoint, Kink,
+                            every_dtype)
 
 
 def reference(x: np.ndarray) -> np.ndarray:
@@ -30,7 +31,7 @@ SPEC = ActivationSpec(
         EntryPoint("nn.ReLU(inplace=True)", lambda x: nn.ReLU(inplace=True)(x), inplace=True),
     ),
     reference=reference,
-    bounds={name: _EXACT for name in ("float16", "bfloat16", "float32", "float64")},
+    bounds=every_dtype(_EXACT),
     range=lambda p: (0.0, float("inf")),
     limits=lambda p: (0.0, float("inf")),
     identity_on_positive=True,
@@ -38,8 +39,7 @@ SPEC = ActivationSpec(
         # PyTorch: g where x > 0, else 0 (also at the kink, and for NaN inputs).
         vjp=lambda x, g: np.where(x > 0, g, 0.0 * g),
         first=lambda x: (x > 0).astype(x.dtype),
-        bounds={name: Bound(0.0, "exact: the upstream gradient or zero")
-                for name in ("float16", "bfloat16", "float32", "float64")},
+        bounds=every_dtype(Bound(0.0, "exact: the upstream gradient or zero")),
         piecewise_constant=True,
         kinks=lambda p: (Kink(0.0, pytorch=0.0, subdifferential=(0.0, 1.0)),),
     ),

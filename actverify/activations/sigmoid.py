@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint
+from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint, every_dtype
 
 
 def reference(x: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ SPEC = ActivationSpec(
         vjp=lambda x, g: g * first(x),
         first=first,
         second=second,
-        bounds={name: BACKWARD for name in ("float16", "bfloat16", "float32", "float64")},
+        bounds=every_dtype(BACKWARD),
         # f' = y (1 - y): |d f'/d y| = |1 - 2y|;  f'' = y (1 - y)(1 - 2y): |1 - 6y + 6y^2|.
         output_sensitivity=lambda y: np.abs(1 - 2 * y),
         second_sensitivity=lambda y: np.abs(1 - 6 * y + 6 * y * y),

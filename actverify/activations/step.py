@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from actverify.spec import ActivationSpec, Bound, EntryPoint
+from actverify.spec import ActivationSpec, Bound, EntryPoint, every_dtype
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +34,7 @@ SPEC = ActivationSpec(
         EntryPoint("Tensor.heaviside_", heaviside_, inplace=True),
     ),
     reference=reference,
-    bounds={name: _EXACT for name in ("float16", "bfloat16", "float32", "float64")},
+    bounds=every_dtype(_EXACT),
     range=lambda p: (0.0, 1.0),
     discrete_values=frozenset({0.0, 1.0}),
     limits=lambda p: (0.0, 1.0),

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from actverify.activations.sigmoid import _TRANSCENDENTAL_16, BACKWARD
-from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint
+from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint, every_dtype
 
 
 def first(x: np.ndarray) -> np.ndarray:
@@ -55,7 +55,7 @@ SPEC = ActivationSpec(
         vjp=lambda x, g: g * first(x),
         first=first,
         second=second,
-        bounds={name: BACKWARD for name in ("float16", "bfloat16", "float32", "float64")},
+        bounds=every_dtype(BACKWARD),
         # f' = 1 - y^2: |d f'/d y| = 2|y|;  f'' = -2y (1 - y^2): |6y^2 - 2|.
         output_sensitivity=lambda y: 2 * np.abs(y),
         second_sensitivity=lambda y: np.abs(6 * y * y - 2),
