@@ -283,7 +283,8 @@ def gradient_entry_points_agree(s: Subject, case: Case) -> None:
     ours = gradient(s, x, g, case.params)
     theirs = gradient(s, x, g, case.params, fn=s.spec.canonical.fn, inplace=False)
     inconsistent(s, Case(x, case.params), ours, theirs,
-                 f"{s.target.name}'s gradient differs from {s.spec.canonical.name}'s")
+                 f"{s.target.name}'s gradient differs from {s.spec.canonical.name}'s",
+                 allowance=tolerance(s, x, g, case.params))
 
 
 @law("no_gradient", summary="an activation without a derivative (step) has a backward that "

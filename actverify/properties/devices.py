@@ -8,18 +8,20 @@ from __future__ import annotations
 import torch
 
 from actverify.properties.base import Subject, always, law
-from actverify.properties.derivatives import differentiable, gradient, upstream_inputs
+from actverify.properties.derivatives import (differentiable, gradient, tolerance,
+                                              upstream_inputs)
 from actverify.properties.semantics import differ, inconsistent, with_layouts
 from actverify.strategies import Case
 
 
-def _agree(s: Subject, case: Case, here: torch.Tensor, cpu: torch.Tensor, what: str) -> None:
+def _agree(s: Subject, case: Case, here: torch.Tensor, cpu: torch.Tensor, what: str,
+           allowance=None) -> None:
     there = here.cpu()
     if s.spec.same_bits_on_all_devices:
         differ(s, Case(case.x.cpu(), case.params), there, cpu, f"{what} differs from the CPU's")
     else:
         inconsistent(s, Case(case.x.cpu(), case.params), there, cpu,
-                     f"{what} differs from the CPU's")
+                     f"{what} differs from the CPU's", allowance=allowance)
 
 
 @law("cross_device", summary="results on the accelerator equal PyTorch's CPU results (bit for "
@@ -38,4 +40,5 @@ def cross_device_gradient(s: Subject, case: Case) -> None:
     x, g = case.x[0], case.x[1]
     here = gradient(s, x, g, case.params)
     cpu = gradient(s, x.cpu(), g.cpu(), case.params, fn=s.spec.canonical.fn, inplace=False)
-    _agree(s, Case(x, case.params), here, cpu, f"the gradient of {s.target.name} on {s.device}")
+    _agree(s, Case(x, case.params), here, cpu, f"the gradient of {s.target.name} on {s.device}",
+           allowance=tolerance(s, x, g, case.params))

@@ -33,13 +33,15 @@ def differ(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, mess
 
 
 def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, message: str,
-                 x: torch.Tensor | None = None, params: dict | None = None) -> None:
+                 x: torch.Tensor | None = None, params: dict | None = None,
+                 allowance: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Fail where two ways of computing the same values disagree beyond the policy.
 
     Strict: bit for bit.  Default: by at most one accuracy bound, B(x) ulps of the true value:
     a kernel's vector body and scalar tail may round differently (PyTorch's CPU sigmoid does,
     docs/findings.md), but no further apart than the model allows one result to be off.
-    Activations with a zero bound (ReLU, step) stay bit for bit under both.
+    Activations with a zero bound (ReLU, step) stay bit for bit under both.  `allowance`
+    gives (true values, allowed ulps) for other quantities, e.g. gradients.
     """
     x = case.x if x is None else x
     same = same_bits(y, expected).reshape(tuple(y.shape))
@@ -47,12 +49,14 @@ def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor
         s.fail_where(~same, message + " (strict: bit for bit)", x=x, actual=y,
                      expected=s.values(expected), case=case)
         return
-    params = case.params if params is None else params
-    own = {k: v for k, v in params.items() if not k.startswith("_")}
-    ref = s.reference(x, own)
+    if allowance is None:
+        params = case.params if params is None else params
+        own = {k: v for k, v in params.items() if not k.startswith("_")}
+        allowance = (s.reference(x, own), s.bound(x, own))
+    ref, bound = allowance
     with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
         gap = np.abs(s.values(y) - s.values(expected)) / ulp(ref, s.fmt)
-    bad = ~same & ~(gap <= s.bound(x, own))
+    bad = ~same & ~(gap <= bound)
     s.fail_where(bad, message + " by more than the accuracy bound", x=x, actual=y,
                  expected=s.values(expected), error=gap, case=case)
 

@@ -1,0 +1,179 @@
+"""Custom autograd Functions, the way kernel authors ship a backward: correct ones that must
+pass every derivative property, and planted gradient bugs that a named property must catch.
+
+Each kernel has the torch.nn.functional signature of its activation.  The forward is
+PyTorch's own (so forward properties hold); only the backward differs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _elementwise(forward, backward, name: str):
+    """A kernel whose backward is backward(x, y, g) -> grad_x (x and y saved)."""
+
+    class Fn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, *params):
+            y = forward(x, *params)
+            ctx.save_for_backward(x, y)
+            ctx.params = params
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            x, y = ctx.saved_tensors
+            return (backward(x, y, g, *ctx.params), *([None] * len(ctx.params)))
+
+    Fn.__name__ = name
+    return Fn
+
+
+# ------------------------------------------------------------------------- correct kernels
+
+_Sigmoid = _elementwise(torch.sigmoid, lambda x, y, g: g * (1 - y) * y, "Sigmoid")
+_Tanh = _elementwise(torch.tanh, lambda x, y, g: g * (1 - y * y), "Tanh")
+_Relu = _elementwise(torch.relu, lambda x, y, g: torch.where(x > 0, g, torch.zeros_like(g)),
+                     "Relu")
+_Leaky = _elementwise(lambda x, a: F.leaky_relu(x, a),
+                      lambda x, y, g, a: torch.where(x > 0, g, g * a), "Leaky")
+
+
+class _Softmax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        s = torch.softmax(x, dim)
+        ctx.save_for_backward(s)
+        ctx.dim = dim
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        return s * (g - (g * s).sum(ctx.dim, keepdim=True)), None
+
+
+def sigmoid(x):
+    return _Sigmoid.apply(x)
+
+
+def tanh(x):
+    return _Tanh.apply(x)
+
+
+def relu(x):
+    return _Relu.apply(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return _Leaky.apply(x, negative_slope)
+
+
+def softmax(x, dim=-1):
+    return _Softmax.apply(x, dim)
+
+
+CORRECT = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu,
+           "softmax": softmax}
+
+# ----------------------------------------------------------------------------- planted bugs
+
+_IgnoresUpstream = _elementwise(torch.sigmoid, lambda x, y, g: (1 - y) * y, "IgnoresUpstream")
+_WrongFormula = _elementwise(torch.sigmoid, lambda x, y, g: g * y, "WrongFormula")
+_TanhFromInput = _elementwise(torch.tanh, lambda x, y, g: g * (1 - x * x), "TanhFromInput")
+_DeadNegative = _elementwise(lambda x, a: F.leaky_relu(x, a),
+                             lambda x, y, g, a: torch.where(x > 0, g, torch.zeros_like(g)),
+                             "DeadNegative")
+_KinkOne = _elementwise(torch.relu, lambda x, y, g: torch.where(x >= 0, g, torch.zeros_like(g)),
+                        "KinkOne")
+_DoubledTanh = _elementwise(torch.tanh, lambda x, y, g: 2 * g * (1 - y * y), "DoubledTanh")
+_HalfPrecisionBackward = _elementwise(
+    torch.sigmoid, lambda x, y, g: (g.bfloat16() * (1 - y.bfloat16()) * y.bfloat16()).to(g.dtype),
+    "HalfPrecisionBackward")
+_NotEven = _elementwise(torch.sigmoid,
+                        lambda x, y, g: g * (1 - y) * y * torch.where(x > 0, 1.0, 0.97),
+                        "NotEven")
+_StraightThrough = _elementwise(lambda x: torch.heaviside(x, torch.zeros((), dtype=x.dtype)),
+                                lambda x, y, g: g, "StraightThrough")
+_DetachedBackward = _elementwise(torch.sigmoid,
+                                 lambda x, y, g: g * (1 - y.detach()) * y.detach(),
+                                 "DetachedBackward")
+
+
+class _SoftmaxNoProjection(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        s = torch.softmax(x, dim)
+        ctx.save_for_backward(s)
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        return s * g, None
+
+
+class _SoftmaxAsymmetric(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        s = torch.softmax(x, dim)
+        ctx.save_for_backward(s)
+        ctx.dim = dim
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        # Uses <g, s> with s shifted by one along dim: a Jacobian that is no longer symmetric.
+        shifted = torch.roll(s, 1, ctx.dim)
+        return s * (g - (g * shifted).sum(ctx.dim, keepdim=True)), None
+
+
+def _unary(fn_class):
+    return lambda x: fn_class.apply(x)
+
+
+def _with_slope(fn_class):
+    return lambda x, negative_slope=0.01: fn_class.apply(x, negative_slope)
+
+
+def _with_dim(fn_class):
+    return lambda x, dim=-1: fn_class.apply(x, dim)
+
+
+# name -> (kernel, activation, dtype, the property that must catch it, why)
+PLANTED = {
+    "ignores_upstream": (_unary(_IgnoresUpstream), "sigmoid", "float32", "gradient_linearity",
+                         "the backward drops g (as if it were ones)"),
+    "ignores_upstream_accuracy": (_unary(_IgnoresUpstream), "sigmoid", "float32",
+                                  "gradient_accuracy", "the same bug, seen as a wrong value"),
+    "wrong_formula": (_unary(_WrongFormula), "sigmoid", "float64", "gradient_accuracy",
+                      "sigmoid' taken as y instead of y (1 - y)"),
+    "tanh_from_input": (_unary(_TanhFromInput), "tanh", "float32", "gradient_accuracy",
+                        "1 - x^2 instead of 1 - tanh(x)^2"),
+    "dead_negative_side": (_with_slope(_DeadNegative), "leaky_relu", "float32",
+                           "derivative_pieces", "leaky ReLU's negative side has no gradient"),
+    "wrong_kink": (_unary(_KinkOne), "relu", "float32", "derivative_pieces",
+                   "relu'(0) = 1 instead of PyTorch's 0"),
+    "softmax_no_projection": (_with_dim(_SoftmaxNoProjection), "softmax", "float32",
+                              "gradient_accuracy", "s * g without the - <g, s> term"),
+    "softmax_no_projection_sum": (_with_dim(_SoftmaxNoProjection), "softmax", "float64",
+                                  "softmax_vjp_sums_to_zero", "the same bug: VJP rows do not "
+                                  "sum to zero"),
+    "softmax_asymmetric": (_with_dim(_SoftmaxAsymmetric), "softmax", "float64",
+                           "softmax_jacobian", "a Jacobian that is not symmetric"),
+    "tanh_doubled": (_unary(_DoubledTanh), "tanh", "float32", "derivative_range",
+                     "tanh' above 1"),
+    "half_precision_backward": (_unary(_HalfPrecisionBackward), "sigmoid", "float32",
+                                "gradient_accuracy", "the backward computed in bfloat16"),
+    "not_even": (_unary(_NotEven), "sigmoid", "float32", "derivative_shape",
+                 "sigmoid' 3% low for x <= 0: no longer even"),
+    "straight_through_step": (_unary(_StraightThrough), "step", "float32", "no_gradient",
+                              "a straight-through gradient of 1 for the binary step"),
+    "no_second_derivative": (_unary(_DetachedBackward), "sigmoid", "float32",
+                             "second_derivative", "a backward that detaches y: f'' is wrong"),
+    "gradcheck_wrong_formula": (_unary(_WrongFormula), "sigmoid", "float64", "gradcheck",
+                                "finite differences disagree with the backward"),
+}
