@@ -138,7 +138,7 @@ class Comparison:
     bound: np.ndarray  # allowed ulp error per element
     bad: np.ndarray  # bool mask of elements that break the policy
     reason: np.ndarray  # object array: why each bad element is bad ('' where fine)
-    excused: np.ndarray  # bool mask: off by more than the bound, but accepted by the policy
+    excused: np.ndarray  # bool mask: flushed subnormals the policy accepts (left out of figures)
 
     def counted_max(self, extra_excused: np.ndarray | None = None) -> tuple[float, int] | None:
         """The largest finite error among elements the policy does not excuse, and where."""
@@ -185,7 +185,16 @@ def compare(
     if actual.shape != reference.shape:
         raise ValueError(f"shape mismatch: actual {tuple(actual.shape)}, reference {reference.shape}")
     err = ulp_error(actual, reference, fmt)
-    allowed = 0.5 if policy.correct_rounding else bound
+    if policy.correct_rounding:
+        # Correctly rounded: within half an ulp of the *result's* binade too, so that the
+        # predecessor of a power of two (exactly 0.5 ulp of 2^k away) does not pass.
+        y_ref = to_reference(actual, fmt).reshape(reference.shape)
+        with np.errstate(invalid="ignore"):
+            ratio = np.where(np.isfinite(y_ref) & (y_ref != 0),
+                             ulp(reference, fmt) / ulp(y_ref, fmt), 1.0)
+        err = np.where(ratio > 1, err * ratio, err)
+        bound = np.minimum(bound, 0.5)
+    allowed = bound
     with np.errstate(over="ignore"):  # a bound beyond float64's range is no limit at all
         allowed = np.broadcast_to(np.asarray(allowed, dtype=np.float64), err.shape)
     allowed = allowed + reference_uncertainty(fmt)
@@ -208,7 +217,7 @@ def compare(
     nan_wrong = np.isnan(y) ^ np.isnan(r)
     reason[nan_wrong] = np.where(np.isnan(r[nan_wrong]), "expected NaN", "unexpected NaN")
     r = np.where(np.abs(r) >= overflow_threshold(fmt), np.copysign(np.inf, r), r)
-    inf_wrong = (np.isinf(y) | np.isinf(r)) & (y != r) & ~nan_wrong
+    inf_wrong = (np.isinf(y) | np.isinf(r)) & (y != r) & ~nan_wrong & bad
     reason[inf_wrong] = "infinity mismatch"
     return Comparison(error=err, bound=np.asarray(allowed), bad=bad, reason=reason,
                       excused=excused)

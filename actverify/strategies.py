@@ -93,28 +93,39 @@ LARGE_SHAPES = ((65537,), (257, 263), (3, 129, 171))
 
 def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
            allow_large: bool = True) -> st.SearchStrategy[tuple[int, ...]]:
-    """Shapes from 0-d and empty through odd sizes to tensors of more than 65,536 elements."""
+    """Shapes from 0-d and empty through odd sizes to tensors of more than 65,536 elements.
+
+    Most draws are tensors of hundreds to thousands of values (one example checks many
+    values); small and degenerate shapes are the branches Hypothesis shrinks toward, and one
+    draw in ten is large.
+    """
     if not 0 <= min_dims <= max_dims <= 6:
         raise ValueError(f"need 0 <= min_dims <= max_dims <= 6, got {min_dims}, {max_dims}")
-    side = st.one_of(st.integers(1, 9), st.sampled_from(ODD_SIZES[:12]))
-    small = st.integers(max(min_dims, 1), max(max_dims, 1)).flatmap(
-        lambda nd: st.tuples(*[side] * nd)
-    ).filter(lambda s: math.prod(s) <= 20000)
-    wide = st.tuples(st.integers(1, 3), st.sampled_from(WIDE_ROWS))
-    choices = [st.integers(1, 64).map(lambda n: (n,)).filter(lambda s: len(s) >= min_dims), small,
-               wide.filter(lambda s: min_dims <= 2 <= max_dims)]
-    if min_dims == 0:
-        choices.append(st.just(()))
+    if max_dims == 0:
+        return st.just(())
+
+    def fits(shape: tuple[int, ...]) -> bool:
+        return min_dims <= len(shape) <= max_dims
+
+    side = st.one_of(st.integers(1, 9), st.sampled_from(ODD_SIZES))
+    nd = st.integers(max(min_dims, 1), max_dims).flatmap(lambda n: st.tuples(*[side] * n))
+    small = st.one_of(st.integers(1, 64).map(lambda n: (n,)), nd).filter(
+        lambda s: fits(s) and math.prod(s) <= 20000)
+    # Many values: sizes that straddle vector widths, as 1-d or rows, and wide softmax rows.
+    many = st.one_of(st.sampled_from(ODD_SIZES[9:]).map(lambda n: (n,)),
+                     st.tuples(st.integers(2, 9), st.sampled_from(ODD_SIZES[5:13])),
+                     st.tuples(st.integers(1, 3), st.sampled_from(WIDE_ROWS)),
+                     # 4-d, so that channels_last applies
+                     st.tuples(st.integers(1, 3), st.integers(2, 9), st.integers(2, 9),
+                               st.sampled_from(ODD_SIZES[2:8]))).filter(fits)
+    degenerate = [st.just(())] if min_dims == 0 else []
     if allow_empty:
-        choices.append(st.sampled_from([(0,), (0, 3), (3, 0, 2)]).filter(
-            lambda s: min_dims <= len(s) <= max_dims))
-    if allow_large:
-        big = [s for s in LARGE_SHAPES if min_dims <= len(s) <= max(max_dims, 1)]
-        # One draw in ten is large: they are slow to check and rarely needed to find a bug.
-        if big:
-            return st.integers(0, 9).flatmap(
-                lambda i: st.sampled_from(big) if i == 9 else st.one_of(choices))
-    return st.one_of(choices)
+        degenerate.append(st.sampled_from([(0,), (0, 3), (3, 0, 2)]).filter(fits))
+    big = [s for s in LARGE_SHAPES if fits(s)] if allow_large else []
+    # Branch 0 is where shrinking goes first: the degenerate shapes, then small ones.
+    branches = ([st.one_of(degenerate)] if degenerate else []) + [small] * 2 + [many] * 6
+    branches.append(st.sampled_from(big) if big else many)
+    return st.integers(0, len(branches) - 1).flatmap(lambda i: branches[i])
 
 
 # --------------------------------------------------------------------------------- tensors
@@ -126,12 +137,14 @@ def _fill(fmt: FloatFormat, n: int, *, seed: int, recipe: str, scale_exp: int,
           thresholds: Sequence[float]) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     if recipe == "bits":
-        bits = torch.randint(0, 1 << min(fmt.bits, 62), (n,), generator=g)
-        if fmt.bits == 64:  # sign bit lies outside randint's range
-            bits = bits | (torch.randint(0, 2, (n,), generator=g) << 63)
+        if fmt.bits == 64:  # randint cannot span 64 bits: two 32-bit halves
+            bits = ((torch.randint(0, 1 << 32, (n,), generator=g) << 32)
+                    | torch.randint(0, 1 << 32, (n,), generator=g))
+        else:
+            bits = torch.randint(0, 1 << fmt.bits, (n,), generator=g)
         return fmt.from_bits(bits)
     if recipe == "thresholds" and thresholds:
-        centres = torch.tensor(neighbourhood(fmt, thresholds, ulps=16))
+        centres = torch.tensor(neighbourhood(fmt, thresholds, ulps=16), dtype=torch.float64)
         pick = torch.randint(0, len(centres), (n,), generator=g)
         return centres[pick].to(fmt.dtype)
     if recipe == "uniform":
@@ -244,7 +257,10 @@ def cases(draw, *, spec, fmt: FloatFormat | str, device: str = "cpu",
                      allow_infinity=allow_infinity, thresholds=spec.thresholds(fmt)))
     params = draw(params_for(spec, x.ndim, monotone_only=monotone_only, where=where))
     name = draw(layouts(inplace=inplace)) if layout else "contiguous"
-    return Case(apply_layout(x, name), params, name)
+    laid = apply_layout(x, name)
+    if laid is x and name != "contiguous":
+        name = "contiguous"  # the layout does not apply to this shape (e.g. channels_last, 2-d)
+    return Case(laid, params, name)
 
 
 def as_numpy_bits(x: torch.Tensor) -> np.ndarray:

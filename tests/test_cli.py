@@ -1,0 +1,154 @@
+"""The `actverify` command: exit statuses, one-line usage errors, and the JSON report.
+
+Exit status 0 means every property holds, 1 a violation, 2 a usage error with one line on
+stderr saying what to fix.  The report run is kept short: one exact activation (relu), one
+dtype, the `dev` profile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+import actverify.report
+from actverify.cli import main
+from actverify.report import SCHEMA_VERSION
+from actverify.runner import Outcome
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    status: int
+    stdout: str
+    stderr: str
+
+
+def run_main(argv: list[str]) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(argv)
+    return Run(status, out.getvalue(), err.getvalue())
+
+
+def strict_json(text: str) -> dict:
+    """JSON as the schema promises it: no NaN/Infinity tokens (non-finite numbers are strings)."""
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+# ------------------------------------------------------------------------------ usage errors
+
+USAGE_ERRORS = [
+    pytest.param(["report", "--activation", "swish"], "unknown activation 'swish'; use one of",
+                 id="unknown-activation"),
+    pytest.param(["report", "--dtype", "float8"], "unknown dtype 'float8'; use one of",
+                 id="unknown-dtype"),
+    pytest.param(["report", "--device", "tpu"], "unknown device 'tpu'", id="unknown-device"),
+    pytest.param(["report", "--device", "cuda"], "device 'cuda' is not present on this machine",
+                 id="absent-cuda", marks=pytest.mark.skipif(
+                     torch.cuda.is_available(), reason="CUDA is present here")),
+    pytest.param(["report", "--frobnicate"], "unrecognized arguments: --frobnicate",
+                 id="bad-option"),
+    pytest.param(["report", "--policy", "lax"], "argument --policy: invalid choice: 'lax'",
+                 id="bad-policy"),
+    pytest.param(["report", "--profile", "forever"], "argument --profile: invalid choice",
+                 id="bad-profile"),
+    pytest.param([], "the following arguments are required: command", id="no-command"),
+    pytest.param(["replay", "/nonexistent/actverify/case.pt"],
+                 "replay file '/nonexistent/actverify/case.pt' does not exist",
+                 id="missing-replay-file"),
+    pytest.param(["check", "pkg.mod:fn", "--timeout", "0"], "--timeout must be positive",
+                 id="bad-timeout"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), USAGE_ERRORS)
+def test_usage_errors_exit_2_with_one_line_on_stderr(argv: list[str], message: str) -> None:
+    run = run_main(argv)
+
+    assert run.status == 2
+    assert run.stdout == ""
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("error: ")
+    assert message in lines[0]
+
+
+def test_usage_error_through_python_dash_m() -> None:
+    # The real entry point, in a fresh interpreter: exit status and stderr as a shell sees them.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "actverify", "report", "--activation", "relu", "--dtype", "fp8"],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "error: unknown dtype 'fp8'; use one of float16, bfloat16, float32, float64"]
+
+
+def test_help_exits_0() -> None:
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stdout(io.StringIO()) as out:
+        main(["report", "--help"])
+
+    assert info.value.code == 0
+    assert "--activation NAME" in out.getvalue()
+
+
+# ---------------------------------------------------------------------------- the JSON report
+
+
+def test_report_writes_the_json_report_after_every_outcome(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One run for all the report checks (under pytest-xdist a shared fixture would run once per
+    # worker): relu, float32, cpu, the dev profile.  run_property is wrapped to read the JSON
+    # file before each property runs, which shows whether Report.add rewrote it after every
+    # outcome (a run killed halfway keeps what it found).
+    path = tmp_path / "report.json"
+    seen: list[int | None] = []  # outcomes in the file when each property started
+    real = actverify.report.run_property
+
+    def spy(*args: object, **kwargs: object) -> Outcome:
+        seen.append(len(strict_json(path.read_text())["outcomes"]) if path.exists() else None)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(actverify.report, "run_property", spy)
+    monkeypatch.chdir(tmp_path)  # replay files (written on a failure) stay out of the repo
+
+    run = run_main(["report", "--activation", "relu", "--dtype", "float32", "--device", "cpu",
+                    "--profile", "dev", "--json", str(path)])
+
+    assert run.status == 0, run.stdout[-3000:]
+    assert "all properties hold" in run.stdout
+    data = strict_json(path.read_text())
+    # The documented schema, and a verdict that agrees with the exit status.
+    assert {"schema_version", "verdict", "summary", "outcomes"} <= set(data)
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["verdict"] == "conforms"
+    assert data["findings"] == []
+    # Only what was asked for was checked.
+    assert [(r["activation"], r["dtype"], r["device"]) for r in data["summary"]] == [
+        ("relu", "float32", "cpu")]
+    row = data["summary"][0]
+    assert row["failed"] == 0 and row["errors"] == 0
+    assert row["passed"] + row["not_checked"] == row["total"] == len(data["outcomes"])
+    assert {(o["activation"], o["dtype"], o["policy"]) for o in data["outcomes"]} == {
+        ("relu", "float32", "default")}
+    assert {o["status"] for o in data["outcomes"]} <= {"passed", "not_checked"}
+    # Written incrementally: before the k-th property ran, the file held the k - 1 before it.
+    assert len(seen) == len(data["outcomes"]) > 1
+    assert seen == [None] + list(range(1, len(seen)))
+    assert not path.with_suffix(".json.tmp").exists()  # each write replaced the file whole
