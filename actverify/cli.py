@@ -4,6 +4,8 @@
                      [--profile P] [--json PATH]
     actverify check TARGET --activation NAME [--dtype D]... [--device DEV]... [--profile P]
                     [--json PATH] [--isolate] [--timeout S]
+    actverify sweep [TARGET --activation NAME | --builtin] [--dtype D]... [--device DEV]
+                    [--range LO:HI] [--all-float32] [--out DIR]
     actverify targets
     actverify gpu-check OUT
     actverify replay PATH
@@ -65,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=60.0, metavar="S",
                        help="per-call time limit in seconds (default 60)")
     _common(check, profile="check")
+    sweep = sub.add_parser("sweep", help="every input of a 16-bit format (and float32 subsets "
+                           "or all 2^32) against the reference, with a report")
+    sweep.add_argument("target", nargs="?", help="a kernel as for check; omit with --builtin")
+    sweep.add_argument("--activation", metavar="NAME", help="the activation TARGET implements")
+    sweep.add_argument("--builtin", action="store_true", help="sweep PyTorch's own kernels")
+    sweep.add_argument("--dtype", action="append", default=[], metavar="D",
+                       help="float16, bfloat16 (default both) or float32")
+    sweep.add_argument("--device", default="cpu", metavar="DEV")
+    sweep.add_argument("--range", dest="bit_range", metavar="LO:HI",
+                       help="bit-pattern range for float32, e.g. 0x3f800000:0x40000000")
+    sweep.add_argument("--all-float32", action="store_true", help="all 2^32 float32 inputs")
+    sweep.add_argument("--policy", default="default", choices=sorted(POLICIES))
+    sweep.add_argument("--out", metavar="DIR", help="write the HTML report, plots and JSON here")
     sub.add_parser("targets", help="list PyTorch's entry points and registered kernels")
     gpu = sub.add_parser("gpu-check", help="run the CUDA checks (a no-op report without a GPU)")
     gpu.add_argument("out", help="folder for summary.json, summary.md and the reports")
@@ -107,6 +122,28 @@ def _run_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _run_sweep(args: argparse.Namespace) -> int:
+    from actverify.devices import resolve_device
+    from actverify.dtypes import float_format
+    from actverify.spec import registry
+    from actverify.sweep import parse_bit_range, run_sweep
+    from actverify.targets import builtin_targets, resolve_target
+
+    if args.builtin == bool(args.target):
+        raise UsageError("sweep needs either TARGET --activation NAME or --builtin")
+    targets = ([builtin_targets(spec)[0] for spec in registry().values()] if args.builtin
+               else [resolve_target(args.target, args.activation)])
+    dtypes = [float_format(d).name for d in args.dtype] or ["float16", "bfloat16"]
+    results = run_sweep(targets=targets, dtypes=dtypes, device=resolve_device(args.device),
+                        bit_range=parse_bit_range(args.bit_range) if args.bit_range else None,
+                        out_dir=args.out, all_float32=args.all_float32, policy=args.policy)
+    for r in results:
+        print(r.summary())
+    if args.out:
+        print(f"report: {Path(args.out) / 'sweep.html'}")
+    return 0 if all(r.ok for r in results) else 1
+
+
 def _run_targets() -> int:
     from actverify.spec import registry
     from actverify.targets import builtin_targets, registered_targets
@@ -129,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_check(args)
         if args.command == "targets":
             return _run_targets()
+        if args.command == "sweep":
+            return _run_sweep(args)
         if args.command == "gpu-check":
             from actverify.gpucheck import gpu_check
 
