@@ -23,6 +23,9 @@ from actverify.spec import get_spec, registry
 # The default test run uses the short `dev` profile; `--hypothesis-profile` overrides it.
 settings.load_profile(os.environ.get(profiles.ENV_VAR, "dev"))
 
+# --actverify-shard K/N, --actverify-order SEED, --actverify-max-examples N (docs/ci.md)
+pytest_plugins = ["actverify.fuzz"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("actverify")
@@ -47,6 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Bad options stop the run at once with status 2 and one line saying what to fix
     (an absent device is an error, never a silent skip)."""
+    if profiles.DATABASE_ERROR:  # a malformed ACTVERIFY_DB
+        pytest.exit(f"actverify: {profiles.DATABASE_ERROR}", returncode=2)
     try:
         _selection(config)
     except pytest.UsageError as exc:

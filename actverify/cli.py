@@ -9,6 +9,8 @@
     actverify targets
     actverify gpu-check OUT
     actverify replay PATH
+    actverify fuzz --minutes M [--workers N] [--target T=ACT]... [--db URL] [--read-only-db]
+                   [--shard K/N] [--seed S] [--junitxml PATH] [--json PATH] [-- PYTEST_ARGS]
 
 Exit status: 0 everything holds, 1 a property is violated, 2 a usage error (one line on
 stderr saying what to fix).
@@ -86,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--profile", default="dev", choices=sorted(PROFILES))
     replay = sub.add_parser("replay", help="re-run one saved failing case")
     replay.add_argument("path", help="a replay file named in a failure report")
+    from actverify.fuzz import add_arguments as fuzz_arguments
+
+    fuzz_arguments(sub.add_parser("fuzz", help="fuzz the property suite for a time budget, "
+                                  "in parallel (docs/ci.md)"))
     return parser
 
 
@@ -159,7 +165,15 @@ def _run_targets() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        from actverify.profiles import DATABASE_ERROR
+
+        if DATABASE_ERROR:  # a malformed ACTVERIFY_DB
+            raise UsageError(DATABASE_ERROR)
         args = build_parser().parse_args(argv)
+        if args.command == "fuzz":
+            from actverify.fuzz import run_args
+
+            return run_args(args)
         if args.command == "report":
             return _run_report(args)
         if args.command == "check":

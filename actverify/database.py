@@ -203,13 +203,18 @@ def _redis_database(parsed: dict, url: str) -> ExampleDatabase | None:
     try:
         import redis
         from hypothesis.extra.redis import RedisExampleDatabase
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
     except ImportError:
         raise UsageError(f"example database {describe(url)!r} needs the redis client package: "
                          f"pip install {REDIS_PIN}") from None
     client = redis.Redis(host=parsed["host"], port=parsed["port"], db=parsed["db"],
                          username=parsed["username"], password=parsed["password"],
                          ssl=parsed["tls"], socket_connect_timeout=CONNECT_TIMEOUT,
-                         socket_timeout=SOCKET_TIMEOUT)
+                         socket_timeout=SOCKET_TIMEOUT,
+                         # two quick retries ride out a blip; redis-py's default retries take
+                         # ~4 s to report a refused connection, in every worker
+                         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
     try:
         client.ping()
     except Exception as exc:  # ConnectionError, TimeoutError, AuthenticationError, ...

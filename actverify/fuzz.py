@@ -7,13 +7,15 @@
 `fuzz` Hypothesis profile, in rounds: each round runs every selected property once, in an
 order shuffled by the round's seed, with at most 25, 100, 400, ... examples per property (up
 to the profile's max_examples), so a budget too short for one deep round still covers the
-whole suite.  No round starts when the budget is nearly spent; at the deadline the round's
-process group gets SIGINT (pytest writes its report and JUnit XML), then SIGTERM and SIGKILL.
+whole suite.  No round starts when the budget is nearly spent; the running round's process
+group gets SIGINT 15 s before the deadline (at most a tenth of the budget; pytest writes its
+report and JUnit XML) and SIGKILL at the deadline.  A round in which a property fails is
+finished, and no round follows it.
 Hypothesis draws fresh random seeds in every round: `--hypothesis-seed` is never passed,
 because Hypothesis turns the example database off for tests run under a fixed seed.
 
 Live progress (examples per second, values checked, failures) comes from JSON lines that
-`report_progress` appends, in every worker, to the file named by ACTVERIFY_PROGRESS;
+`track_progress` appends, in every worker, to the file named by ACTVERIFY_PROGRESS;
 pass/fail counts also come from pytest's own output.  Each failure is printed with the
 commands that reproduce it: the exact case (a replay file) and the run that replays it from
 the example database.
@@ -27,8 +29,8 @@ This module is also actverify's pytest plugin (conftest.py: `pytest_plugins =
     --actverify-order SEED        shuffle the tests with this seed (the same in every worker)
     --actverify-max-examples N    cap max_examples of the loaded Hypothesis profile
 
-(PYTEST_DONT_REWRITE: `import actverify` imports this module before pytest loads it as a
-plugin; it has no asserts to rewrite.)
+(PYTEST_DONT_REWRITE: this module may be imported before pytest loads it as a plugin, and
+it has no asserts to rewrite, so pytest need not warn about it.)
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import queue
 import random
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,57 +66,96 @@ hookimpl = HookimplMarker("pytest")
 PROGRESS_ENV = "ACTVERIFY_PROGRESS"
 FIRST_ROUND_EXAMPLES = 25  # examples per property in round 1; x4 each round after
 MIN_ROUND_SECONDS = 10.0  # never start a round with less budget left than this
-GRACE_SECONDS = 5.0  # after SIGINT at the deadline: SIGTERM after this, SIGKILL after twice
+# pytest-xdist needs ~13 s after SIGINT to write its report (it waits up to 10 s for the
+# workers): the round gets SIGINT this long before the deadline (at most a tenth of the
+# budget) and SIGKILL at the deadline, so the run never outlasts its budget.
+GRACE_SECONDS = 15.0
 
 # ---------------------------------------------------------------------------------------------
-# Progress lines, written by the workers (actverify.runner.run_property calls this).
+# Progress lines, written by the workers: actverify.runner.run_property calls
+# `track_progress(outcome)` before its search and the function it returns after.
 
-_runs: dict[int, list] = {}
+PROGRESS_INTERVAL = 0.5  # seconds between the lines about a running property
+
+_active: dict[int, list] = {}  # id(outcome) -> [outcome, run id, test id, last examples]
+_lock = threading.Lock()
 _seq = itertools.count()
+_sampler: threading.Thread | None = None
 
 
-def report_progress(outcome, *, final: bool = False) -> None:
-    """Append one JSON line about a running property to $ACTVERIFY_PROGRESS.
+def _write(path: str, record: dict) -> None:
+    data = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)  # one write of a whole line: O_APPEND keeps workers' lines apart
+    finally:
+        os.close(fd)
 
-    `run_property` calls it after each example (written at most twice a second per property)
-    and once at the end with `final=True`.  Without ACTVERIFY_PROGRESS it does nothing; it
-    never raises.
+
+def _record(outcome, run: str, test: str | None, status: str) -> dict:
+    return {"run": run, "test": test, "property": outcome.property, "target": outcome.target,
+            "dtype": outcome.dtype, "device": outcome.device, "examples": outcome.examples,
+            "values": outcome.values, "status": status}
+
+
+def _sample(path: str) -> None:
+    while True:
+        time.sleep(PROGRESS_INTERVAL)
+        with _lock:
+            for entry in list(_active.values()):
+                outcome, run, test, last = entry
+                if outcome.examples != last:
+                    entry[3] = outcome.examples
+                    try:
+                        _write(path, _record(outcome, run, test, "running"))
+                    except OSError:
+                        pass
+
+
+def _nothing() -> None:
+    return None
+
+
+def track_progress(outcome):
+    """Report `outcome`'s figures (examples, values) as JSON lines to $ACTVERIFY_PROGRESS while
+    its property runs, and return the function that writes the final line (status, failure).
+
+    A sampler thread reads the counters twice a second, so the Hypothesis test itself is left
+    untouched (its source is part of its database key and of its derandomized seed).  Without
+    ACTVERIFY_PROGRESS this does nothing; it never raises.
     """
+    global _sampler
     path = os.environ.get(PROGRESS_ENV)
     if not path:
-        return
-    try:
-        now = time.monotonic()
-        state = _runs.get(id(outcome))
-        if state is None:
-            state = _runs[id(outcome)] = [f"{os.getpid()}-{next(_seq)}", 0.0]
-        if not final and now - state[1] < 0.5:
-            return
-        state[1] = now
-        current = os.environ.get("PYTEST_CURRENT_TEST", "")
-        record = {"run": state[0], "test": current.rsplit(" (", 1)[0] or None,
-                  "property": outcome.property, "target": outcome.target,
-                  "dtype": outcome.dtype, "device": outcome.device,
-                  "examples": outcome.examples, "values": outcome.values,
-                  "status": outcome.status if final else "running"}
-        if final:
-            _runs.pop(id(outcome), None)
-            record["seconds"] = round(outcome.seconds, 3)
-            if outcome.failure is not None:
-                from actverify.runner import format_failure
+        return _nothing
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    test = current.rsplit(" (", 1)[0] or None
+    run = f"{os.getpid()}-{next(_seq)}"
+    with _lock:
+        _active[id(outcome)] = [outcome, run, test, -1]
+        if _sampler is None or not _sampler.is_alive():
+            _sampler = threading.Thread(target=_sample, args=(path,), daemon=True,
+                                        name="actverify-progress")
+            _sampler.start()
 
-                record["text"] = format_failure(outcome)
-                record["replay"] = outcome.failure.replay
-            if outcome.reason:
-                record["reason"] = outcome.reason[:2000]
-        data = (json.dumps(record) + "\n").encode()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)  # one write of a whole line: O_APPEND keeps workers' lines apart
-        finally:
-            os.close(fd)
-    except Exception:  # progress is a courtesy: it must never fail a test
-        pass
+    def finished() -> None:
+        with _lock:
+            _active.pop(id(outcome), None)
+            try:
+                record = _record(outcome, run, test, outcome.status)
+                record["seconds"] = round(outcome.seconds, 3)
+                if outcome.failure is not None:
+                    from actverify.runner import format_failure
+
+                    record["text"] = format_failure(outcome)
+                    record["replay"] = outcome.failure.replay
+                if outcome.reason:
+                    record["reason"] = outcome.reason[:2000]
+                _write(path, record)
+            except Exception:  # progress is a courtesy: it must never fail a test
+                pass
+
+    return finished
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +253,7 @@ _SUMMARY_LINE = re.compile(r"^(?P<st>FAILED|ERROR) (?P<id>\S+?::\S.*?)(?: - .*)?
 _ITEMS_XDIST = re.compile(r"\b\d+ workers? \[(\d+) items?\]")
 _ITEMS_PLAIN = re.compile(r"^collected (\d+) items?(?: / (\d+) deselected)?"
                           r"(?: / \d+ skipped)?(?: / (\d+) selected)?")
-_SECTION = re.compile(r"^_{3,} (?P<name>.+?) _{3,}$")
+_SECTION = re.compile(r"^_+ (?P<name>\S.*?) _+$")
 
 
 @dataclass
@@ -226,16 +268,17 @@ class _Failure:
 @dataclass
 class _State:
     start: float
+    root: Path
     examples_done: int = 0  # from finished property runs
     values_done: int = 0
     running: dict[str, tuple[int, int]] = field(default_factory=dict)  # run -> (examples, values)
     records: int = 0
     first_record: float | None = None
+    first_result: float | None = None  # seconds from the start to the first property's result
     results: dict[str, int] = field(default_factory=dict)  # PASSED/FAILED/... -> count (all rounds)
     round_done: int = 0
     round_items: int | None = None
     failures: dict[str, _Failure] = field(default_factory=dict)
-    hook_texts: dict[str, dict] = field(default_factory=dict)
 
     @property
     def examples(self) -> int:
@@ -366,13 +409,25 @@ def _read_progress(path: Path, offset: int, state: _State, display: _Display, rn
         state.values_done += rec.get("values", 0)
         test = rec.get("test")
         if rec.get("status") in ("failed", "error") and test:
-            state.hook_texts[test] = rec
             _note_failure(state, display, test, rnd, rec)
     return offset + end + 1
 
 
+def _canonical(nodeid: str, root: Path) -> str:
+    """A node id relative to the suite's root: pytest prints ids relative to the current
+    directory when it is not the root (../../actverify/properties/...), PYTEST_CURRENT_TEST
+    gives them relative to the root."""
+    path, sep, rest = nodeid.partition("::")
+    if not sep or not path or os.path.isabs(path) and not path.startswith(str(root)):
+        return nodeid
+    full = os.path.normpath(os.path.join(os.getcwd(), path))
+    rel = os.path.relpath(full, root)
+    return nodeid if rel.startswith("..") else rel.replace(os.sep, "/") + sep + rest
+
+
 def _note_failure(state: _State, display: _Display, nodeid: str, rnd: int,
                   rec: dict | None = None) -> None:
+    nodeid = _canonical(nodeid, state.root)
     f = state.failures.get(nodeid)
     if f is None:
         f = state.failures[nodeid] = _Failure(nodeid, time.monotonic() - state.start, rnd)
@@ -414,6 +469,29 @@ def _dedent(text: str) -> str:
     if lines and lines[0].startswith("AssertionError: "):
         lines[0] = lines[0][len("AssertionError: "):]
     return "\n".join(lines[:40])
+
+
+def _junit_of_round(rnd: int, results: Sequence[tuple[str, str]], texts: dict[str, str],
+                    path: Path) -> None:
+    """A JUnit file for a round that was killed before pytest wrote its own: the properties
+    that finished, with their outcome and the failure evidence."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name=f"fuzz-round-{rnd}", tests=str(len(results)),
+                       failures=str(sum(st == "FAILED" for _, st in results)),
+                       errors=str(sum(st == "ERROR" for _, st in results)),
+                       skipped=str(sum(st == "SKIPPED" for _, st in results)))
+    for nodeid, st in results:
+        module, _, name = nodeid.partition("::")
+        case = ET.SubElement(suite, "testcase", classname=module.removesuffix(".py")
+                             .replace("/", "."), name=name)
+        if st in ("FAILED", "ERROR"):
+            tag = "failure" if st == "FAILED" else "error"
+            text = texts.get(nodeid, "")
+            ET.SubElement(case, tag, message=text.split("\n", 1)[0][:200]).text = text
+        elif st == "SKIPPED":
+            ET.SubElement(case, "skipped")
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
 def _merge_junit(paths: Sequence[Path], dest: Path) -> None:
@@ -483,7 +561,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     budget = minutes * 60.0
     start = time.monotonic()
     deadline = start + budget
-    state = _State(start=start)
+    state = _State(start=start, root=root)
     display = _Display(out, deadline, state)
     work = Path(tempfile.mkdtemp(prefix="actverify-fuzz-"))
     progress = work / "progress.jsonl"
@@ -525,11 +603,17 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
                           "--actverify-max-examples", str(examples),
                           f"--junitxml={junit}", "-o", f"junit_suite_name=fuzz-round-{rnd}",
                           *pytest_args]
-            info = _run_round(cmd, env, state, display, progress, rnd, deadline)
+            grace = min(GRACE_SECONDS, 0.1 * budget)
+            info = _run_round(cmd, env, state, display, progress, rnd, deadline - grace,
+                              deadline)
             startup = startup if startup is not None else info["startup"]
             logs.append(info["log"])
-            if junit.exists():
-                junit_files.append(junit)
+            if not junit.exists():  # killed at the deadline before pytest wrote it
+                sections = _failure_sections(info["log"])
+                texts = {f.nodeid: f.text or sections.get(f.nodeid.rsplit("::", 1)[-1], "")
+                         for f in state.failures.values()}
+                _junit_of_round(rnd, info["results"], texts, junit)
+            junit_files.append(junit)
             rounds.append({"round": rnd, "max_examples": examples, "seconds": info["seconds"],
                            "properties": info["done"], "pytest_status": info["rc"],
                            "stopped_at_deadline": info["stopped"]})
@@ -562,7 +646,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     failures = []
     for f in state.failures.values():
         name = f.nodeid.rsplit("::", 1)[-1]
-        text = sections.get(name) or f.text or "(no details: see pytest's output above)"
+        text = f.text or sections.get(name) or "(no details: see pytest's output above)"
         nodeid = f.nodeid if Path.cwd() == root else str(root / f.nodeid)
         repro = " ".join(
             ([f"{ENV_VAR}={shlex.quote(effective)}"] if effective else [])
@@ -592,6 +676,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
         "values_per_second": round(state.values / elapsed, 1) if elapsed else None,
         "examples_counted": state.records > 0,
         "busy_seconds": round(busy, 2) if busy else None,
+        "first_result_seconds": round(state.first_result, 2) if state.first_result else None,
         "first_failure_seconds": min((f["found_after_s"] for f in failures), default=None),
         "failures": failures,
     }
@@ -599,7 +684,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
                f" {_human(state.values)} values ({_human(summary['values_per_second'] or 0)}/s)"
                if state.records else
                "examples not counted (actverify.runner.run_property does not call "
-               "actverify.fuzz.report_progress)")
+               "actverify.fuzz.track_progress)")
     ran = ", ".join(f"{v} {k.lower()}" for k, v in sorted(state.results.items())) or "none"
     out.write(f"\nfuzz: {len(rounds)} round{'s' * (len(rounds) != 1)} in {_clock(elapsed)}; "
               f"properties run: {ran}; {counted}; "
@@ -610,9 +695,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(summary, indent=2) + "\n")
-    for p in work.iterdir():
-        p.unlink()
-    work.rmdir()
+    shutil.rmtree(work, ignore_errors=True)
     if failures:
         return 1
     if interrupted_by_user:
@@ -621,7 +704,9 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
 
 
 def _run_round(cmd: list[str], env: dict, state: _State, display: _Display, progress: Path,
-               rnd: int, deadline: float) -> dict:
+               rnd: int, stop_at: float, kill_at: float) -> dict:
+    """Run one round of pytest in its own process group; SIGINT at `stop_at` (pytest writes
+    its report), SIGKILL to the whole group at `kill_at`."""
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                             text=True, errors="replace", bufsize=1, start_new_session=True)
@@ -634,18 +719,19 @@ def _run_round(cmd: list[str], env: dict, state: _State, display: _Display, prog
 
     threading.Thread(target=pump, daemon=True).start()
     log: list[str] = []
+    results: list[tuple[str, str]] = []
     offset = progress.stat().st_size if progress.exists() else 0
-    sent: list[int] = []
+    stopping = killed = False
     startup = None
-    done = 0
     try:
         while True:
             now = time.monotonic()
-            if now >= deadline:
-                step = len(sent)
-                if step < 3 and now >= deadline + step * GRACE_SECONDS:
-                    _signal_group(proc, (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)[step])
-                    sent.append(step)
+            if not stopping and now >= stop_at:
+                _signal_group(proc, signal.SIGINT)
+                stopping = True
+            if not killed and now >= kill_at:
+                _signal_group(proc, signal.SIGKILL)
+                killed = True
             try:
                 line = lines.get(timeout=0.25)
             except queue.Empty:
@@ -658,13 +744,17 @@ def _run_round(cmd: list[str], env: dict, state: _State, display: _Display, prog
                 m = _XDIST_LINE.match(line) or _PLAIN_LINE.match(line)
                 if m:
                     startup = startup if startup is not None else time.monotonic() - started
-                    st = m.group("st")
-                    done += 1
-                    state.round_done = done
+                    if state.first_result is None:
+                        state.first_result = time.monotonic() - state.start
+                    st, nodeid = m.group("st"), m.group("id")
+                    if stopping and st in ("FAILED", "ERROR"):
+                        continue  # interrupted by us, not a finding (real ones are in progress)
+                    results.append((_canonical(nodeid, state.root), st))
+                    state.round_done = len(results)
                     state.results[st] = state.results.get(st, 0) + 1
-                    if st in ("FAILED", "ERROR") and not sent:
-                        _note_failure(state, display, m.group("id"), rnd)
-                elif not sent and (s := _SUMMARY_LINE.match(line)):
+                    if st in ("FAILED", "ERROR"):
+                        _note_failure(state, display, nodeid, rnd)
+                elif not stopping and (s := _SUMMARY_LINE.match(line)):
                     _note_failure(state, display, s.group("id"), rnd)
                 elif state.round_items is None:
                     m = _ITEMS_XDIST.search(line) or _ITEMS_PLAIN.match(line)
@@ -676,19 +766,15 @@ def _run_round(cmd: list[str], env: dict, state: _State, display: _Display, prog
             offset = _read_progress(progress, offset, state, display, rnd)
             display.tick()
     except KeyboardInterrupt:
-        _signal_group(proc, signal.SIGINT)
-        try:
-            proc.wait(timeout=GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
+        _signal_group(proc, signal.SIGKILL)
         raise
     finally:
         rc = proc.wait()
         _signal_group(proc, signal.SIGKILL)  # stragglers (a worker stuck in C code)
     _read_progress(progress, offset, state, display, rnd)
-    return {"rc": rc, "stopped": bool(sent), "seconds": round(time.monotonic() - started, 2),
-            "done": done, "startup": startup or (time.monotonic() - started),
-            "log": "\n".join(log)}
+    return {"rc": rc, "stopped": stopping, "seconds": round(time.monotonic() - started, 2),
+            "done": len(results), "results": results,
+            "startup": startup or (time.monotonic() - started), "log": "\n".join(log)}
 
 
 # ---------------------------------------------------------------------------------------------

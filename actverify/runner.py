@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from hypothesis import given, settings as Settings
+from hypothesis.errors import FlakyFailure
 
 from actverify import properties as _registry  # noqa: F401  (registers the properties)
 from actverify.accuracy import Policy, policy_named
@@ -96,16 +97,24 @@ def _save_replay(subject: Subject, prop: Property, case: Case, directory: Path) 
     return f"python -m actverify replay {path}"
 
 
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
 def failure_from(v: Violation, subject: Subject, prop: Property, case: Case,
                  replay_dir: Path) -> Failure:
     fmt = subject.fmt
+    drawn = getattr(v, "drawn", None) or case or v.case
     case = v.case or case
     return Failure(
         message=v.message, x=v.x, x_bits=_bits(fmt, v.x), index=list(v.index or []) or None,
         expected=v.expected, expected_bits=_bits(fmt, v.expected),
         actual=v.actual, actual_bits=_bits(fmt, v.actual), ulp_error=v.ulp_error,
         input_shape=list(case.x.shape), layout=case.layout, params=dict(case.params),
-        replay=_save_replay(subject, prop, case, replay_dir),
+        replay=_save_replay(subject, prop, drawn, replay_dir) if drawn is not None else None,
         details={k: v for k, v in v.details.items() if isinstance(v, (int, float, str))},
     )
 
@@ -116,6 +125,8 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
 
     `call_timeout` bounds each call of the target (a hang becomes a finding, not a stuck run).
     """
+    from actverify.fuzz import track_progress  # live figures for `actverify fuzz`; else no-op
+
     outcome = Outcome(prop.name, subject.target.activation, subject.target.name,
                       subject.fmt.name, subject.device, subject.policy.name, "passed",
                       kind=prop.kind)
@@ -137,6 +148,7 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
             prop.check(subject, case)
         except Violation as v:
             v.case = v.case or case
+            v.drawn = case  # what the replay file must hold (e.g. x with its upstream g)
             raise
 
     base = settings or profile_settings()
@@ -145,6 +157,7 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
     key += f"{subject.device}|{subject.policy.name}"
     test.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
     start = time.perf_counter()
+    finished = track_progress(outcome)
     token = CALL_TIMEOUT.set(call_timeout)
     try:
         with observing(sink):
@@ -152,7 +165,20 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
     except Violation as v:
         outcome.status = "failed"
         outcome.failure = failure_from(v, subject, prop, last.get("case"), replay_dir)
-    except Exception as exc:  # Hypothesis health checks, flaky tests, our own bugs
+    except BaseExceptionGroup as group:  # several distinct failures, or an unreproducible one
+        found = [e for e in _leaves(group) if isinstance(e, Violation)]
+        if not found:
+            outcome.status, outcome.reason = "error", f"{type(group).__name__}: {group}"[:2000]
+        else:
+            outcome.status = "failed"
+            outcome.failure = failure_from(found[0], subject, prop, last.get("case"), replay_dir)
+            if isinstance(group, FlakyFailure):
+                outcome.failure.message = ("not reproducible: the same input passed when run "
+                                           "again (nondeterministic kernel?); first failure: "
+                                           + outcome.failure.message)
+            elif len(found) > 1:
+                outcome.failure.message += f" (and {len(found) - 1} other distinct failures)"
+    except Exception as exc:  # Hypothesis health checks, our own bugs
         outcome.status = "error"
         outcome.reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
     finally:
@@ -166,6 +192,7 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
             params=dict(case.params) if case is not None else {},
             replay=_save_replay(subject, prop, case, replay_dir) if case is not None else None)
     outcome.seconds = time.perf_counter() - start
+    finished()
     return outcome
 
 

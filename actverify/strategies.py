@@ -52,7 +52,9 @@ def neighbourhood(fmt: FloatFormat, centres: Sequence[float], *, ulps: int = 3) 
     steps = torch.arange(-ulps, ulps + 1)
     near = fmt.from_bits((bits[:, None] + steps[None, :]).flatten())
     near = near[torch.isfinite(near)]
-    return tuple(sorted(set(near.double().tolist())))
+    # Deduplicate by bit pattern, not by value: a set of floats would merge -0.0 into +0.0.
+    unique = fmt.from_bits(torch.unique(fmt.bits_of(near)))
+    return tuple(sorted(unique.double().tolist()))
 
 
 def floats(fmt: FloatFormat | str, *, allow_nan: bool = True, allow_infinity: bool = True,
