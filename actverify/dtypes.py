@@ -83,8 +83,10 @@ _ALIASES = {"half": "float16", "fp16": "float16", "f16": "float16", "bf16": "bfl
             "fp64": "float64", "f64": "float64"}
 
 
-def float_format(dtype: torch.dtype | str) -> FloatFormat:
+def float_format(dtype: torch.dtype | str | FloatFormat) -> FloatFormat:
     """Look up a format by torch dtype or by name ('float16', 'bf16', 'torch.float32', ...)."""
+    if isinstance(dtype, FloatFormat):
+        return dtype
     if isinstance(dtype, torch.dtype):
         try:
             return _BY_DTYPE[dtype]

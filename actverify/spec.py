@@ -86,13 +86,13 @@ class Derivative:
     vjp: Callable[..., np.ndarray]
     bounds: Mapping[str, Bound]  # ulps of the true vjp, default policy
     # |d f'(x) / d y| at the true output y (elementwise activations whose backward uses y).
-    output_sensitivity: Callable[[np.ndarray, Params], np.ndarray] | None = None
+    output_sensitivity: Callable[[np.ndarray], np.ndarray] | None = None
     # Absolute error allowed on top of the ulp bound, from the activation's own error analysis
     # (softmax): extra(x, g, y_true, forward_error_abs, params, fmt) -> array.
     extra: Callable[..., np.ndarray] | None = None
     first: Callable[..., np.ndarray] | None = None  # f'(x, **params), elementwise only
     second: Callable[..., np.ndarray] | None = None  # f''(x, **params)
-    second_sensitivity: Callable[[np.ndarray, Params], np.ndarray] | None = None
+    second_sensitivity: Callable[[np.ndarray], np.ndarray] | None = None
     range: Callable[[Params], tuple[float, float]] | None = None  # of f'
     peak: tuple[float, float] | None = None  # (x, f'(x)): the maximum, exactly
     even: bool = False  # f' is even and non-increasing in |x|

@@ -78,6 +78,7 @@ HIST_LABELS: tuple[str, ...] = (
 CHECKS = ("monotonic", "point_symmetry", "canonical")  # whole-space checks of element-wise sweeps
 MAX_EXAMPLES = 20  # examples kept per pass / check
 N_WORST = 10  # worst inputs kept per pass
+N_WORST_CHUNKS = 3  # fused pass: the chunks whose worst input is located (their kernel reruns)
 KEEP_ARRAYS = 1 << 22  # per-input arrays are kept for sweeps up to this many inputs
 EXACT_CHUNK = 1 << 18
 FAST_CHUNK = 1 << 22
@@ -1110,7 +1111,7 @@ class _FastEngine:
             st.chunk_points.append(((first + last) // 2, float(x[n // 2]), m))
             self._tick += 1
             item = (m, self._tick, (where[0], where[1], where[2], where[3]))
-            if len(self._top) < N_WORST:
+            if len(self._top) < N_WORST_CHUNKS:
                 heapq.heappush(self._top, item)
             elif m > self._top[0][0]:
                 heapq.heapreplace(self._top, item)

@@ -51,8 +51,12 @@ class _Softmax(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        # Accumulate in float32 at least, as real kernels do: in a 16-bit format g - <g, s>
+        # cancels (that is a bug class of its own, planted as half_precision_backward).
         (s,) = ctx.saved_tensors
-        return s * (g - (g * s).sum(ctx.dim, keepdim=True)), None
+        wide = torch.promote_types(s.dtype, torch.float32)
+        s32, g32 = s.to(wide), g.to(wide)
+        return (s32 * (g32 - (g32 * s32).sum(ctx.dim, keepdim=True))).to(g.dtype), None
 
 
 def sigmoid(x):

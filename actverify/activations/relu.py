@@ -37,7 +37,7 @@ SPEC = ActivationSpec(
     identity_on_positive=True,
     derivative=Derivative(
         # PyTorch: g where x > 0, else 0 (also at the kink, and for NaN inputs).
-        vjp=lambda x, g: np.where(x > 0, g, 0.0 * g),
+        vjp=lambda x, g: np.where(x > 0, g, 0.0).astype(g.dtype),
         first=lambda x: (x > 0).astype(x.dtype),
         bounds=every_dtype(Bound(0.0, "exact: the upstream gradient or zero")),
         piecewise_constant=True,

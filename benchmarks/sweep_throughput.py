@@ -1,0 +1,99 @@
+"""Throughput of exhaustive sweeps (actverify/sweep.py), as one-line figures.
+
+    python benchmarks/sweep_throughput.py                  # everything, 3 repeats
+    python benchmarks/sweep_throughput.py --float32-stride 64 --repeats 5
+
+1. 16-bit: every float16 and bfloat16 bit pattern (65,536 each) through every element-wise
+   activation's canonical PyTorch kernel, forward and backward (g = random and g = 1), with
+   every whole-space check; the median time of each sweep and the total (target: < 10 s).
+2. float32: sigmoid, forward only, through the fused pass over every STRIDE-th bit pattern of
+   the whole float32 space (2^32 / STRIDE values), once accuracy-only and once with the
+   monotonicity and point-symmetry checks; the median values/s (target: 200 M/s on 2 cores).
+   The compile time of the fused pass is printed separately and not counted.
+
+Each line also gives the CPU time used per second of wall time, so that figures taken on a
+busy machine can be told apart from the machine's capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from actverify.spec import registry
+from actverify.sweep import builtin_sweep_targets, sweep_elementwise
+
+
+def timed(fn, repeats: int) -> tuple[float, float, object]:
+    """(median wall seconds, median CPU seconds / wall seconds, last result)."""
+    walls, loads, result = [], [], None
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        result = fn()
+        wall = time.perf_counter() - w
+        walls.append(wall)
+        loads.append((time.process_time() - c) / wall)
+    return statistics.median(walls), statistics.median(loads), result
+
+
+def sixteen_bit(repeats: int) -> float:
+    total = 0.0
+    for dtype in ("float16", "bfloat16"):
+        for target in builtin_sweep_targets(n for n, s in registry().items() if s.elementwise):
+            sweep_elementwise(target, fmt=dtype)  # warm-up
+            wall, load, r = timed(lambda: sweep_elementwise(target, fmt=dtype), repeats)
+            total += wall
+            passes = len(r.passes)
+            print(f"16-bit {r.activation:10s} {dtype:8s} fwd+bwd ({passes} passes, all checks): "
+                  f"{wall * 1e3:6.0f} ms = {65536 / wall / 1e6:5.2f} M inputs/s "
+                  f"[{load:.1f} CPUs busy, verdict {r.verdict}]", flush=True)
+    print(f"16-bit total, float16 + bfloat16, every element-wise activation, forward and "
+          f"backward: {total:.2f} s (target < 10 s)", flush=True)
+    return total
+
+
+def float32_sigmoid(stride: int, repeats: int, threads: int | None) -> None:
+    target = builtin_sweep_targets(["sigmoid"])[0]
+    warm = time.perf_counter()
+    r = sweep_elementwise(target, fmt="float32", backward=False, engine="fast",
+                          bit_range=(0x3F000000, 0x3F000000 + (1 << 20)), threads=threads)
+    print(f"float32 fused pass: compiled and validated in {time.perf_counter() - warm:.1f} s "
+          f"({r.engine}; {torch.get_num_threads() if threads is None else threads} threads)",
+          flush=True)
+    x = torch.rand(1 << 22)
+    wall, load, _ = timed(lambda: torch.sigmoid(x), max(repeats, 5))
+    print(f"float32 torch.sigmoid alone (context): {(1 << 22) / wall / 1e6:6.0f} M values/s "
+          f"[{load:.1f} CPUs busy]", flush=True)
+    for label, checks in (("accuracy only", ()),
+                          ("accuracy + monotonic + point_symmetry", None)):
+        wall, load, r = timed(lambda: sweep_elementwise(
+            target, fmt="float32", backward=False, engine="fast", stride=stride,
+            checks=checks, threads=threads), repeats)
+        fwd = r.passes["forward"]
+        print(f"float32 sigmoid forward, {label}: {r.n_inputs:,} values (every {stride}th "
+              f"pattern) in {wall:.2f} s = {r.n_inputs / wall / 1e6:6.1f} M values/s "
+              f"[{load:.1f} CPUs busy, {r.engine}; max {fwd.max_ulp:.4g} ulp at x = "
+              f"{fwd.max_at['x']!r}]", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--float32-stride", type=int, default=16,
+                        help="sweep every STRIDE-th float32 bit pattern (default 16: 2^28)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (all cores)")
+    parser.add_argument("--skip-16", action="store_true")
+    parser.add_argument("--skip-32", action="store_true")
+    args = parser.parse_args(argv)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    if not args.skip_16:
+        sixteen_bit(args.repeats)
+    if not args.skip_32:
+        float32_sigmoid(args.float32_stride, args.repeats, args.threads)
+
+
+if __name__ == "__main__":
+    main()
