@@ -22,7 +22,7 @@ _RELAXED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter
             HealthCheck.differing_executors]
 
 PROFILES = {
-    "dev": dict(max_examples=8, deadline=None, suppress_health_check=_RELAXED),
+    "dev": dict(max_examples=6, deadline=None, suppress_health_check=_RELAXED),
     "ci": dict(max_examples=25, deadline=None, derandomize=True, print_blob=True,
                suppress_health_check=_RELAXED),
     "check": dict(max_examples=6, deadline=None, derandomize=True,

@@ -30,7 +30,16 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(o.status in ("passed", "not_checked") for o in self.outcomes)
+        """Conforms: something was checked, and nothing failed (a run that checked nothing,
+        e.g. a CUDA-only kernel on a machine without a GPU, is no pass)."""
+        return (any(o.status == "passed" for o in self.outcomes)
+                and all(o.status in ("passed", "not_checked") for o in self.outcomes))
+
+    @property
+    def verdict(self) -> str:
+        if not any(o.status != "not_checked" for o in self.outcomes):
+            return "nothing checked"
+        return "conforms" if self.ok else "violations"
 
     def add(self, outcome: Outcome) -> None:
         """Keep an outcome; with a JSON path, rewrite the file so nothing gathered is lost."""
@@ -97,7 +106,7 @@ class Report:
         """The stable schema documented in docs/check.md."""
         return {"schema_version": SCHEMA_VERSION,
                 "target": self.target, "activation": self.activation,
-                "verdict": "conforms" if self.ok else "violations",
+                "verdict": self.verdict,
                 "summary": self.rows(),
                 "findings": [o.to_json() for o in self.outcomes
                              if o.status in ("failed", "error")],
@@ -135,7 +144,8 @@ class Report:
             where = ", ".join(f"{k} {v}" for k, v in item.items() if k != "why")
             console.print(f"not checked: {where}{': ' if where else ''}{item['why']}",
                           markup=False, highlight=False)
-        verdict = "all properties hold" if self.ok else "VIOLATIONS found"
+        verdict = {"conforms": "all properties hold", "violations": "VIOLATIONS found",
+                   "nothing checked": "NOTHING was checked"}[self.verdict]
         subject = f"{self.target} ({self.activation}): " if self.target else ""
         console.print(f"{subject}{len(self.outcomes)} checks: {verdict}")
 

@@ -334,7 +334,8 @@ __all__ = ["gradient", "tolerance", "same_bits"]
 
 @law("softmax_vjp_sums_to_zero", summary="softmax's vector-Jacobian product sums to zero along "
      "dim (within the rows' accuracy bounds, about n ulp ||g||)",
-     applies=lambda t: t.activation == "softmax", inputs=lambda s: with_upstream(s, allow_empty=False),
+     applies=lambda t: t.activation == "softmax" and differentiable(t),
+     inputs=lambda s: with_upstream(s, allow_empty=False),
      kind="backward")
 def softmax_vjp_sums_to_zero(s: Subject, case: Case) -> None:
     from actverify.properties.softmax import rows
@@ -364,7 +365,8 @@ def small_rows(draw, s: Subject) -> Case:
 
 @law("softmax_jacobian", summary="softmax's Jacobian (built from one-hot VJPs) is symmetric and "
      "each row sums to zero, within the accuracy bounds",
-     applies=lambda t: t.activation == "softmax", inputs=lambda s: small_rows(s), kind="backward")
+     applies=lambda t: t.activation == "softmax" and differentiable(t),
+     inputs=lambda s: small_rows(s), kind="backward")
 def softmax_jacobian(s: Subject, case: Case) -> None:
     x = case.x
     n = x.numel()

@@ -37,9 +37,9 @@ def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor
                  allowance: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Fail where two ways of computing the same values disagree beyond the policy.
 
-    Strict: bit for bit.  Default: by at most one accuracy bound, B(x) ulps of the true value:
-    a kernel's vector body and scalar tail may round differently (PyTorch's CPU sigmoid does,
-    docs/findings.md), but no further apart than the model allows one result to be off.
+    Strict: bit for bit.  Default: by at most two accuracy bounds, 2 B(x) ulps of the true
+    value: each of the two results may be B off the truth, on either side (a kernel's vector
+    body and scalar tail round differently in PyTorch's CPU sigmoid, docs/findings.md).
     Activations with a zero bound (ReLU, step) stay bit for bit under both.  `allowance`
     gives (true values, allowed ulps) for other quantities, e.g. gradients.
     """
@@ -56,7 +56,7 @@ def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor
     ref, bound = allowance
     with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
         gap = np.abs(s.values(y) - s.values(expected)) / ulp(ref, s.fmt)
-    bad = ~same & ~(gap <= bound)
+    bad = ~same & ~(gap <= 2 * bound)  # each side may be one bound off the truth
     if s.policy.allow_flush:  # one side flushed a subnormal true value to zero
         zero = (s.values(y) == 0) | (s.values(expected) == 0)
         bad &= ~(zero & (np.abs(ref) < s.fmt.tiny))
@@ -204,8 +204,8 @@ def not_canonical(target) -> bool:
 
 
 @law("entry_points_agree", summary="the nn module, torch.*, in-place forms and custom kernels "
-     "agree with PyTorch's functional form (bit for bit under strict, within one accuracy "
-     "bound by default)", applies=not_canonical, inputs=with_layouts)
+     "agree with PyTorch's functional form (bit for bit under strict, within two accuracy "
+     "bounds by default)", applies=not_canonical, inputs=with_layouts)
 def entry_points_agree(s: Subject, case: Case) -> None:
     inconsistent(s, case, s.call(case.x, case.params), s.canonical(case.x, case.params),
            f"{s.target.name} differs from {s.spec.canonical.name}")
