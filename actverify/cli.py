@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bit-pattern range for float32, e.g. 0x3f800000:0x40000000")
     sweep.add_argument("--all-float32", action="store_true", help="all 2^32 float32 inputs")
     sweep.add_argument("--policy", default="default", choices=sorted(POLICIES))
-    sweep.add_argument("--out", metavar="DIR", help="write the HTML report, plots and JSON here")
+    sweep.add_argument("--out", metavar="DIR", help="write the report, plots and JSON here")
+    sweep.add_argument("--format", default="html", choices=["html", "md"],
+                       help="report format: self-contained HTML, or Markdown with PNG files")
     sub.add_parser("targets", help="list PyTorch's entry points and registered kernels")
     gpu = sub.add_parser("gpu-check", help="run the CUDA checks (a no-op report without a GPU)")
     gpu.add_argument("out", help="folder for summary.json, summary.md and the reports")
@@ -142,11 +144,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
     dtypes = [float_format(d).name for d in args.dtype] or ["float16", "bfloat16"]
     results = run_sweep(targets=targets, dtypes=dtypes, device=resolve_device(args.device),
                         bit_range=parse_bit_range(args.bit_range) if args.bit_range else None,
-                        out_dir=args.out, all_float32=args.all_float32, policy=args.policy)
+                        out_dir=args.out, all_float32=args.all_float32, policy=args.policy,
+                        report_format=args.format)
     for r in results:
         print(r.summary())
     if args.out:
-        print(f"report: {Path(args.out) / 'sweep.html'}")
+        print(f"report: {Path(args.out) / f'sweep.{args.format}'}")
     return 0 if all(r.ok for r in results) else 1
 
 
