@@ -41,22 +41,35 @@ _Leaky = _elementwise(lambda x, a: F.leaky_relu(x, a),
                       lambda x, y, g, a: torch.where(x > 0, g, g * a), "Leaky")
 
 
-class _Softmax(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, dim):
-        s = torch.softmax(x, dim)
-        ctx.save_for_backward(s)
-        ctx.dim = dim
-        return s
+def _softmax_with(backward, name: str):
+    """A softmax kernel whose backward is backward(s, g, dim) -> grad_x (s saved)."""
 
-    @staticmethod
-    def backward(ctx, g):
-        # Accumulate in float32 at least, as real kernels do: in a 16-bit format g - <g, s>
-        # cancels (that is a bug class of its own, planted as half_precision_backward).
-        (s,) = ctx.saved_tensors
-        wide = torch.promote_types(s.dtype, torch.float32)
-        s32, g32 = s.to(wide), g.to(wide)
-        return (s32 * (g32 - (g32 * s32).sum(ctx.dim, keepdim=True))).to(g.dtype), None
+    class Fn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, dim):
+            s = torch.softmax(x, dim)
+            ctx.save_for_backward(s)
+            ctx.dim = dim
+            return s
+
+        @staticmethod
+        def backward(ctx, g):
+            (s,) = ctx.saved_tensors
+            return backward(s, g, ctx.dim), None
+
+    Fn.__name__ = name
+    return Fn
+
+
+def _softmax_vjp(s, g, dim):
+    # Accumulate in float32 at least, as real kernels do: in a 16-bit format g - <g, s>
+    # cancels (that is a bug class of its own, planted as half_precision_backward).
+    wide = torch.promote_types(s.dtype, torch.float32)
+    s32, g32 = s.to(wide), g.to(wide)
+    return (s32 * (g32 - (g32 * s32).sum(dim, keepdim=True))).to(g.dtype)
+
+
+_Softmax = _softmax_with(_softmax_vjp, "Softmax")
 
 
 def sigmoid(x):
@@ -106,33 +119,11 @@ _DetachedBackward = _elementwise(torch.sigmoid,
                                  "DetachedBackward")
 
 
-class _SoftmaxNoProjection(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, dim):
-        s = torch.softmax(x, dim)
-        ctx.save_for_backward(s)
-        return s
-
-    @staticmethod
-    def backward(ctx, g):
-        (s,) = ctx.saved_tensors
-        return s * g, None
-
-
-class _SoftmaxAsymmetric(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, dim):
-        s = torch.softmax(x, dim)
-        ctx.save_for_backward(s)
-        ctx.dim = dim
-        return s
-
-    @staticmethod
-    def backward(ctx, g):
-        (s,) = ctx.saved_tensors
-        # Uses <g, s> with s shifted by one along dim: a Jacobian that is no longer symmetric.
-        shifted = torch.roll(s, 1, ctx.dim)
-        return s * (g - (g * shifted).sum(ctx.dim, keepdim=True)), None
+_SoftmaxNoProjection = _softmax_with(lambda s, g, dim: s * g, "SoftmaxNoProjection")
+# Uses <g, s> with s shifted by one along dim: a Jacobian that is no longer symmetric.
+_SoftmaxAsymmetric = _softmax_with(
+    lambda s, g, dim: s * (g - (g * torch.roll(s, 1, dim)).sum(dim, keepdim=True)),
+    "SoftmaxAsymmetric")
 
 
 def _unary(fn_class):

@@ -479,10 +479,10 @@ def sigmoid_atleast_1d(x: torch.Tensor) -> torch.Tensor:
 
 @planted("sigmoid", "entry_points_agree", dtype="float16", evidence="differs from F.sigmoid")
 def sigmoid_half_arithmetic(x: torch.Tensor) -> torch.Tensor:
-    """Half-precision arithmetic: 1 / (1 + exp(-x)) with every intermediate rounded to float16
-    (three roundings), further from F.sigmoid than one accuracy bound (1 ulp) allows.
-    Caught by `entry_points_agree`."""
-    return 1 / (1 + torch.exp(-x))
+    """Reduced-precision arithmetic: float16 inputs computed in bfloat16 (8 significant bits
+    where 11 are owed), several ulps from F.sigmoid: beyond the two accuracy bounds that two
+    correct kernels may lie apart.  Caught by `entry_points_agree`."""
+    return torch.sigmoid(x.to(torch.bfloat16)).to(x.dtype)
 
 
 # -------------------------------------------------------------------------- cross-device
