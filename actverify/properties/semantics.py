@@ -54,9 +54,9 @@ def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor
         own = {k: v for k, v in params.items() if not k.startswith("_")}
         allowance = (s.reference(x, own), s.bound(x, own))
     ref, bound = allowance
-    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the same infinity
         gap = np.abs(s.values(y) - s.values(expected)) / ulp(ref, s.fmt)
-    bad = ~same & ~(gap <= 2 * bound)  # each side may be one bound off the truth
+        bad = ~same & ~(gap <= 2 * bound)  # each side may be one bound off the truth
     if s.policy.allow_flush:  # one side flushed a subnormal true value to zero
         zero = (s.values(y) == 0) | (s.values(expected) == 0)
         bad &= ~(zero & (np.abs(ref) < s.fmt.tiny))
