@@ -28,6 +28,8 @@ import torch
 from torch.utils import cpp_extension
 
 import actverify
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # examples/ load each other
+from _autograd import sigmoid_function  # noqa: E402
 
 NAME = "actverify_example_cuda"
 SOURCE = Path(__file__).resolve().parent / "cuda" / "activations.cu"
@@ -88,29 +90,8 @@ def compile_only(output: str | os.PathLike | None = None, *, timeout: float = 60
 
 # ------------------------------------------------------------------------------- autograd
 
-class _SigmoidBackward(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, g, y):
-        ctx.save_for_backward(g, y)
-        return extension().sigmoid_backward(g, y)
-
-    @staticmethod
-    def backward(ctx, gg):  # double backward, in torch ops
-        g, y = ctx.saved_tensors
-        return gg * y * (1 - y), gg * g * (1 - 2 * y)
-
-
-class SigmoidFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = extension().sigmoid_forward(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return _SigmoidBackward.apply(g, y)
+SigmoidFunction = sigmoid_function(lambda x: extension().sigmoid_forward(x),
+                                   lambda g, y: extension().sigmoid_backward(g, y))
 
 
 # ------------------------------------------------------------------- the checked kernels

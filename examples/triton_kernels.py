@@ -35,6 +35,7 @@ sigmoid, tanh and softmax bounds may not hold there.  Run the check on a GPU to 
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 
@@ -47,6 +48,9 @@ import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
 import actverify  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # examples/ load each other
+from _autograd import sigmoid_function  # noqa: E402
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 # Triton's own @jit helpers (tl.max, tl.sum, ...) are made interpretable when triton is first
@@ -110,37 +114,18 @@ def _sigmoid_bwd(g_ptr, y_ptr, gx_ptr, n, BLOCK: tl.constexpr, CT: tl.constexpr)
     tl.store(gx_ptr + offs, gx.to(gx_ptr.dtype.element_ty), mask=mask)
 
 
-class _SigmoidBackward(torch.autograd.Function):
-    """g * y * (1 - y) in Triton; its own backward (for double backward) in torch ops."""
-
-    @staticmethod
-    def forward(ctx, g, y):
-        gc, yc = g.contiguous(), y.contiguous()
-        gx = torch.empty_like(yc)
-        n = yc.numel()
-        if n:
-            _launch(_sigmoid_bwd, (triton.cdiv(n, BLOCK),), gc, yc, gx, n, BLOCK=BLOCK,
-                    CT=_compute_dtype(y)[0])
-        ctx.save_for_backward(g, y)
-        return gx
-
-    @staticmethod
-    def backward(ctx, ggx):
-        g, y = ctx.saved_tensors
-        return ggx * y * (1 - y), ggx * g * (1 - 2 * y)
+def _sigmoid_backward(g: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """g * y * (1 - y) in Triton."""
+    gc, yc = g.contiguous(), y.contiguous()
+    gx = torch.empty_like(yc)
+    n = yc.numel()
+    if n:
+        _launch(_sigmoid_bwd, (triton.cdiv(n, BLOCK),), gc, yc, gx, n, BLOCK=BLOCK,
+                CT=_compute_dtype(y)[0])
+    return gx
 
 
-class SigmoidFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = _elementwise(_sigmoid_fwd, x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return _SigmoidBackward.apply(g, y)
+SigmoidFunction = sigmoid_function(lambda x: _elementwise(_sigmoid_fwd, x), _sigmoid_backward)
 
 
 @actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=True, limits=LIMITS)

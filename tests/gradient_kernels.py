@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 
-def _elementwise(forward, backward, name: str):
-    """A kernel whose backward is backward(x, y, g) -> grad_x (x and y saved)."""
+def custom_function(forward, backward, name: str):
+    """A kernel whose backward is backward(x, y, g) -> grad_x (x and y saved); shared with
+    tests/planted.py."""
 
     class Fn(torch.autograd.Function):
         @staticmethod
@@ -33,11 +34,11 @@ def _elementwise(forward, backward, name: str):
 
 # ------------------------------------------------------------------------- correct kernels
 
-_Sigmoid = _elementwise(torch.sigmoid, lambda x, y, g: g * (1 - y) * y, "Sigmoid")
-_Tanh = _elementwise(torch.tanh, lambda x, y, g: g * (1 - y * y), "Tanh")
-_Relu = _elementwise(torch.relu, lambda x, y, g: torch.where(x > 0, g, torch.zeros_like(g)),
+_Sigmoid = custom_function(torch.sigmoid, lambda x, y, g: g * (1 - y) * y, "Sigmoid")
+_Tanh = custom_function(torch.tanh, lambda x, y, g: g * (1 - y * y), "Tanh")
+_Relu = custom_function(torch.relu, lambda x, y, g: torch.where(x > 0, g, torch.zeros_like(g)),
                      "Relu")
-_Leaky = _elementwise(lambda x, a: F.leaky_relu(x, a),
+_Leaky = custom_function(lambda x, a: F.leaky_relu(x, a),
                       lambda x, y, g, a: torch.where(x > 0, g, g * a), "Leaky")
 
 
@@ -97,24 +98,24 @@ CORRECT = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_r
 
 # ----------------------------------------------------------------------------- planted bugs
 
-_IgnoresUpstream = _elementwise(torch.sigmoid, lambda x, y, g: (1 - y) * y, "IgnoresUpstream")
-_WrongFormula = _elementwise(torch.sigmoid, lambda x, y, g: g * y, "WrongFormula")
-_TanhFromInput = _elementwise(torch.tanh, lambda x, y, g: g * (1 - x * x), "TanhFromInput")
-_DeadNegative = _elementwise(lambda x, a: F.leaky_relu(x, a),
+_IgnoresUpstream = custom_function(torch.sigmoid, lambda x, y, g: (1 - y) * y, "IgnoresUpstream")
+_WrongFormula = custom_function(torch.sigmoid, lambda x, y, g: g * y, "WrongFormula")
+_TanhFromInput = custom_function(torch.tanh, lambda x, y, g: g * (1 - x * x), "TanhFromInput")
+_DeadNegative = custom_function(lambda x, a: F.leaky_relu(x, a),
                              lambda x, y, g, a: torch.where(x > 0, g, torch.zeros_like(g)),
                              "DeadNegative")
-_KinkOne = _elementwise(torch.relu, lambda x, y, g: torch.where(x >= 0, g, torch.zeros_like(g)),
+_KinkOne = custom_function(torch.relu, lambda x, y, g: torch.where(x >= 0, g, torch.zeros_like(g)),
                         "KinkOne")
-_DoubledTanh = _elementwise(torch.tanh, lambda x, y, g: 2 * g * (1 - y * y), "DoubledTanh")
-_HalfPrecisionBackward = _elementwise(
+_DoubledTanh = custom_function(torch.tanh, lambda x, y, g: 2 * g * (1 - y * y), "DoubledTanh")
+_HalfPrecisionBackward = custom_function(
     torch.sigmoid, lambda x, y, g: (g.bfloat16() * (1 - y.bfloat16()) * y.bfloat16()).to(g.dtype),
     "HalfPrecisionBackward")
-_NotEven = _elementwise(torch.sigmoid,
+_NotEven = custom_function(torch.sigmoid,
                         lambda x, y, g: g * (1 - y) * y * torch.where(x > 0, 1.0, 0.97),
                         "NotEven")
-_StraightThrough = _elementwise(lambda x: torch.heaviside(x, torch.zeros((), dtype=x.dtype)),
+_StraightThrough = custom_function(lambda x: torch.heaviside(x, torch.zeros((), dtype=x.dtype)),
                                 lambda x, y, g: g, "StraightThrough")
-_DetachedBackward = _elementwise(torch.sigmoid,
+_DetachedBackward = custom_function(torch.sigmoid,
                                  lambda x, y, g: g * (1 - y.detach()) * y.detach(),
                                  "DetachedBackward")
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from tests.gradient_kernels import custom_function
+
 Kernel = Callable[..., torch.Tensor]
 
 
@@ -558,17 +560,22 @@ def sigmoid_where_branches(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, 1 / (1 + torch.exp(-x)), torch.exp(x) / (1 + torch.exp(x)))
 
 
-class _TanhNoUpstream(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.tanh(x)
-        ctx.save_for_backward(y)
-        return y
+# Custom autograd Functions, made by the factory the gradient tests share: backward(x, y, g).
+# the upstream gradient g is forgotten:
+_TanhNoUpstream = custom_function(torch.tanh, lambda x, y, g: 1 - y * y, "TanhNoUpstream")
+# sign slip: tanh' is 1 - y^2
+_TanhSignSlip = custom_function(torch.tanh, lambda x, y, g: g * (1 + y * y), "TanhSignSlip")
+# tanh' is 1 - y^2, not 1 - y
+_TanhMissingSquare = custom_function(torch.tanh, lambda x, y, g: g * (1 - y), "TanhMissingSquare")
 
-    @staticmethod
-    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return 1 - y * y  # the upstream gradient g is forgotten
+
+def _sigmoid_grad_from_x(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    e = torch.exp(-x)
+    return g * (e / (1 + e) ** 2)  # (1 + e)^2 overflows to inf long before e does
+
+
+_SigmoidBackwardFromX = custom_function(torch.sigmoid, _sigmoid_grad_from_x,
+                                        "SigmoidBackwardFromX")
 
 
 @planted("tanh", "gradient_linearity", evidence="did not double")
@@ -578,37 +585,11 @@ def tanh_backward_ignores_upstream(x: torch.Tensor) -> torch.Tensor:
     return _TanhNoUpstream.apply(x)
 
 
-class _TanhSignSlip(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.tanh(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return g * (1 + y * y)  # sign slip: tanh' is 1 - y^2
-
-
 @planted("tanh", "derivative_range", evidence="derivative outside [0.0, 1.0]")
 def tanh_backward_sign(x: torch.Tensor) -> torch.Tensor:
     """Sign slip in the backward: 1 + tanh^2 instead of 1 - tanh^2, a derivative in [1, 2].
     Caught by `derivative_range`."""
     return _TanhSignSlip.apply(x)
-
-
-class _SigmoidBackwardFromX(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return torch.sigmoid(x)
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        e = torch.exp(-x)
-        return g * (e / (1 + e) ** 2)  # (1 + e)^2 overflows to inf long before e does
 
 
 @planted("sigmoid", "derivative_shape", evidence="not even")
@@ -681,19 +662,6 @@ def sigmoid_once_differentiable(x: torch.Tensor) -> torch.Tensor:
     """No second derivative: the backward is marked once_differentiable, so double backward
     (Hessian-vector products, gradient penalties) raises.  Caught by `second_derivative`."""
     return _SigmoidOnce.apply(x)
-
-
-class _TanhMissingSquare(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.tanh(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return g * (1 - y)  # tanh' is 1 - y^2
 
 
 @planted("tanh", "gradcheck", dtype="float64", evidence="gradcheck failed")
