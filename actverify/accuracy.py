@@ -44,9 +44,11 @@ def reference_dtype(fmt: FloatFormat) -> type:
 
 
 def reference_uncertainty(fmt: FloatFormat) -> float:
-    """Error of the reference itself, in ulps of `fmt`: a few ulps of the reference type."""
+    """Error of the reference itself, in ulps of `fmt`: a few units of the reference type
+    (8: GELU's tail takes two exponentials, a continued fraction and three roundings, 5
+    units measured against mpmath; tests/test_references.py holds every reference to it)."""
     ref_bits = np.finfo(reference_dtype(fmt)).nmant + 1
-    return 4.0 * 2.0 ** (fmt.precision - ref_bits)
+    return 8.0 * 2.0 ** (fmt.precision - ref_bits)
 
 
 def to_reference(x: torch.Tensor, fmt: FloatFormat) -> np.ndarray:

@@ -98,6 +98,41 @@ class Derivative:
     even: bool = False  # f' is even and non-increasing in |x|
     piecewise_constant: bool = False  # f' is 1 for x > 0 and a constant for x < 0
     kinks: Callable[[Params], tuple[Kink, ...]] = lambda params: ()
+    # Gradients a documented convention also accepts under the default policy, as `accepted`
+    # does for outputs: accepted(x_ref, grad, params, fmt) -> bool mask (findings).
+    accepted: Callable[..., np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class Relation:
+    """An identity with a related activation: f(x) = outer(x, g(inner(x))).
+
+    `partner` names the activation g (PyTorch's own kernel for it is called), or None for the
+    kernel under test itself (f(x) - f(-x) = x is `inner=-x, outer=x + g`).  `inner` is written
+    with arithmetic that works on torch tensors (evaluated in the checked format, rounding
+    included) and on numpy arrays (evaluated in the reference precision, the exact argument).
+    `outer` combines in the reference precision, and `gain` is |d outer / d g|, through which
+    the partner's own error is carried.  The tolerance is the accuracy model's: both sides'
+    bounds, plus g' times the rounding of the inner argument (identities.py).
+    """
+
+    text: str  # how the identity reads, e.g. "tanh(x) = 2 sigmoid(2x) - 1"
+    partner: str | None
+    inner: Callable[[Any], Any]
+    outer: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    gain: Callable[[np.ndarray], np.ndarray]
+    applies: Callable[[Params], bool] = lambda params: True
+
+
+def odd_part_is_x(name: str) -> Relation:
+    """f(x) - f(-x) = x: ReLU, SiLU and both GELUs (x times a CDF-like gate g with
+    g(x) + g(-x) = 1)."""
+    return Relation(text=f"{name}(x) - {name}(-x) = x", partner=None, inner=lambda x: -x,
+                    outer=lambda x, g: x + g, gain=lambda x: np.ones_like(x))
+
+
+# (x, params) -> (f(x), f(-x) or None): float64 torch tensors, for the fused float32 sweep.
+FastReference = Callable[[torch.Tensor, Params], tuple[torch.Tensor, torch.Tensor | None]]
 
 
 @dataclass(frozen=True)
@@ -117,8 +152,9 @@ class ActivationSpec:
     discrete_values: frozenset[float] | None = None  # every output lies in this set (step)
     # Values at -inf and +inf (IEEE evaluation of the definition), None where not stated.
     limits: Callable[[Params], tuple[float, float]] | None = None
-    # Non-decreasing for these parameters (leaky ReLU with a negative slope is not).
-    monotone: Callable[[Params], bool] = lambda params: True
+    # Non-decreasing for these parameters (leaky ReLU with a negative slope is not); None:
+    # for no parameters (SiLU and GELU have a minimum).
+    monotone: Callable[[Params], bool] | None = lambda params: True
     # f(-x) = 2c - f(x) for this c (tanh: 0, odd; sigmoid: 1/2), None when no such symmetry.
     point_symmetry: float | None = None
     identity_on_positive: bool = False  # f(x) = x exactly for x > 0
@@ -136,6 +172,14 @@ class ActivationSpec:
     same_bits_on_all_devices: bool = False
     # None: no gradient (PyTorch's heaviside backward raises).
     derivative: Derivative | None = None
+    # Identities with related activations (tanh through sigmoid, silu through sigmoid, the
+    # odd part), checked by the `identity` property within both sides' accuracy bounds.
+    relations: tuple[Relation, ...] = ()
+    # The reference as float64 torch ops, fast enough for all 2^32 float32 inputs: the fused
+    # sweep engine uses it (validated against `reference` first); None: the exact engine.
+    fast_reference: FastReference | None = None
+    # Where the true value is defined (not NaN), from x alone; None: wherever x is not NaN.
+    defined: Callable[[torch.Tensor, Params], torch.Tensor] | None = None
     # Parameter values to draw; keyed by parameter name, built lazily per tensor rank.
     param_strategies: Mapping[str, Callable[[int], st.SearchStrategy[Any]]] = field(
         default_factory=dict
@@ -144,6 +188,9 @@ class ActivationSpec:
     @property
     def canonical(self) -> EntryPoint:
         return self.entry_points[0]
+
+    def is_monotone(self, params: Params) -> bool:
+        return self.monotone is not None and self.monotone(params)
 
     def default_params(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}

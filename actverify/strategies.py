@@ -242,7 +242,7 @@ def params_for(spec, ndim: int, *, monotone_only: bool = False,
     drawn = st.fixed_dictionaries(strategies)
     if where is not None:
         drawn = drawn.filter(lambda params: where(params, ndim))
-    return drawn.filter(spec.monotone) if monotone_only else drawn
+    return drawn.filter(spec.is_monotone) if monotone_only else drawn
 
 
 @st.composite

@@ -746,53 +746,10 @@ def _exact_chunk(st: _State, x: torch.Tensor) -> None:
 
 # ------------------------------------------------------------------------------ fast engine
 #
-# Torch versions of the references, in float64, for the fused float32 pass.  They are never
+# Each spec's `fast_reference` (float64 torch ops) drives the fused float32 pass.  It is never
 # trusted blindly: `_validate_fast` compares the fused pass with the exact engine (the spec's
 # numpy reference and `compare`) on a validation set before a sweep uses it, and every input
 # the fused pass flags is judged again by the exact engine.
-
-
-def _ref_sigmoid(x, params):
-    """(f(x), f(-x)): the spec's formula, one exponential for both."""
-    e = torch.exp(-x.abs())
-    big = 1 / (1 + e)
-    small = e * big  # e / (1 + e) within a float64 ulp: one division instead of two
-    return torch.where(x >= 0, big, small), torch.where(x <= 0, big, small)
-
-
-def _ref_tanh(x, params):
-    t = torch.tanh(x)
-    return t, -t  # tanh is odd: the true tanh(-x) is exactly -tanh(x)
-
-
-def _ref_relu(x, params):
-    return torch.where(torch.isnan(x) | (x > 0), x, torch.zeros_like(x)), None
-
-
-def _ref_leaky(x, params):
-    return torch.where(x > 0, x, x * float(params.get("negative_slope", 0.01))), None
-
-
-def _ref_step(x, params):
-    return torch.where(torch.isnan(x), x, (x > 0).to(x.dtype)), None
-
-
-def _defined_leaky(x, params):
-    undefined = torch.isnan(x)
-    if float(params.get("negative_slope", 0.01)) == 0:
-        undefined = undefined | (x == -math.inf)  # -inf * 0
-    return ~undefined
-
-
-#: activation -> (x, params) -> (f(x), f(-x) or None), float64, for the fused float32 pass.
-TORCH_REFERENCES: dict[str, Callable[[torch.Tensor, dict], tuple]] = {
-    "sigmoid": _ref_sigmoid, "tanh": _ref_tanh, "relu": _ref_relu,
-    "leaky_relu": _ref_leaky, "step": _ref_step,
-}
-#: activation -> where the true value is not NaN, from x alone (cheap; default: x not NaN).
-TORCH_DEFINED: dict[str, Callable[[torch.Tensor, dict], torch.Tensor]] = {
-    "leaky_relu": _defined_leaky,
-}
 
 
 @dataclass(frozen=True)
@@ -879,7 +836,7 @@ _LE_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 def _defined(cfg: _FusedConfig, x: torch.Tensor, params: dict) -> torch.Tensor:
-    fn = TORCH_DEFINED.get(cfg.activation)
+    fn = get_spec(cfg.activation).defined
     return fn(x, params) if fn is not None else ~_nan(x)
 
 
@@ -897,7 +854,7 @@ def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Ten
     histogram bin of every input (only for chunks with errors above 2 ulp); "detail": every
     mask, evaluated eagerly, for chunks with something to report."""
     params = dict(cfg.params)
-    ref = TORCH_REFERENCES[cfg.activation]
+    ref = get_spec(cfg.activation).fast_reference
     index = torch.arange(x.shape[0], device=x.device)
     valid = index < nvalid
     xd, yd = x.double(), y.double()
@@ -1396,7 +1353,7 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
     st = _State(
         s=s, params=params, backward=bool(grads), seed=seed,
         forward=_PassAcc("forward", fmt), grads=grads,
-        mono=_CheckAcc("monotonic") if spec.monotone(params) and "monotonic" in wanted
+        mono=_CheckAcc("monotonic") if spec.is_monotone(params) and "monotonic" in wanted
         else None,
         sym=_CheckAcc("point_symmetry") if spec.point_symmetry is not None
         and "point_symmetry" in wanted else None,
@@ -1409,7 +1366,7 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
         engine = "fast" if (fmt.name == "float32" and n > (1 << 24)) else "exact"
     fast = None
     if engine == "fast":
-        if fmt.name != "float32" or spec.name not in TORCH_REFERENCES or callable(
+        if fmt.name != "float32" or spec.fast_reference is None or callable(
                 spec.bound(fmt).ulps):
             result.notes.append("fused pass not available here; exact engine used")
         else:
@@ -1456,7 +1413,7 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
     if why_no_backward is not None and backward:
         result.notes.append(f"backward not checked: {why_no_backward}")
     result.checks["monotonic"] = st.mono.finish() if st.mono else _not_checked(
-        "monotonic", f"{spec.name} is not monotone for {params}" if not spec.monotone(params)
+        "monotonic", f"{spec.name} is not monotone for {params}" if not spec.is_monotone(params)
         else "not requested")
     result.checks["point_symmetry"] = st.sym.finish() if st.sym else _not_checked(
         "point_symmetry", f"{spec.name} states no point symmetry"
@@ -2038,4 +1995,4 @@ pre{font-size:11px;white-space:pre-wrap}</style></head><body>"""
 __all__ = ["sweep_elementwise", "sweep_softmax", "run_sweep", "write_report", "SweepResult",
            "PassStats", "CheckStats", "builtin_sweep_targets", "parse_bit_range",
            "plan_inputs", "order_key", "bits_of_key", "histogram", "histogram_bins",
-           "HIST_EDGES", "HIST_LABELS", "SOFTMAX_PATTERNS", "softmax_rows", "TORCH_REFERENCES"]
+           "HIST_EDGES", "HIST_LABELS", "SOFTMAX_PATTERNS", "softmax_rows"]

@@ -166,3 +166,43 @@ def step_sign_clamped(x: torch.Tensor) -> torch.Tensor:
     """sign(x) clamped below at 0: 1 for x > 0, 0 for x <= 0 and NaN; its backward gives
     zeros, the derivative almost everywhere, which the default policy accepts."""
     return torch.sign(x).clamp(min=0)
+
+
+# ---------------------------------------------------------------------------------- silu
+
+
+@alternative("silu")
+def silu_x_times_expit(x: torch.Tensor) -> torch.Tensor:
+    """x * expit(x) in float64, rounded once (x * sigmoid(x), SwiGLU's gate)."""
+    return _in_float64(lambda t: t * torch.special.expit(t), x)
+
+
+@alternative("silu")
+def silu_odd_reflection(x: torch.Tensor) -> torch.Tensor:
+    """x + silu(-x) for x > 0 (the odd part is x), PyTorch's silu for x <= 0, in float64."""
+    def op(t: torch.Tensor) -> torch.Tensor:
+        return torch.where(t > 0, t + F.silu(-t), F.silu(t))
+
+    return _in_float64(op, x)
+
+
+# ---------------------------------------------------------------------------------- gelu
+
+
+@alternative("gelu")
+def gelu_erfc(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """x/2 erfc(-x/sqrt 2) in float64 (no cancellation for x < 0); the tanh form as
+    x sigmoid(2u) in float64."""
+    def op(t: torch.Tensor) -> torch.Tensor:
+        if approximate == "tanh":
+            u = 0.7978845608028654 * (t + 0.044715 * t * t * t)
+            return t * torch.special.expit(2 * u)
+        return t / 2 * torch.special.erfc(-t * 0.7071067811865476)
+
+    return _in_float64(op, x)
+
+
+@alternative("gelu")
+def gelu_module_float64(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """nn.GELU evaluated in float64 and rounded once."""
+    return _in_float64(lambda t: torch.nn.GELU(approximate)(t), x)

@@ -252,18 +252,18 @@ def sigmoid_biased_negative(x: torch.Tensor) -> torch.Tensor:
     return torch.where(w >= 0, torch.sigmoid(w), fast / (1 + fast)).to(x.dtype)
 
 
-@planted("tanh", "tanh_sigmoid", evidence="tanh(x) = 2 sigmoid(2x) - 1 does not hold")
+@planted("tanh", "identity", evidence="tanh(x) = 2 sigmoid(2x) - 1 does not hold")
 def tanh_half_internal(x: torch.Tensor) -> torch.Tensor:
     """Precision lost internally: tanh evaluated in float16 whatever the input dtype (a "fast"
-    path), off by thousands of float32 ulps.  Caught by `tanh_sigmoid` (against PyTorch's
+    path), off by thousands of float32 ulps.  Caught by `identity` (against PyTorch's
     own sigmoid)."""
     return torch.tanh(x.to(torch.float16)).to(x.dtype)
 
 
-@planted("relu", "relu_odd_part", evidence="relu(x) - relu(-x) != x")
+@planted("relu", "identity", evidence="relu(x) - relu(-x) = x does not hold")
 def relu_flush_subnormals(x: torch.Tensor) -> torch.Tensor:
     """Subnormals flushed (a kernel built with flush-to-zero): relu of a positive subnormal is
-    0, so relu(x) - relu(-x) is 0 instead of x.  Caught by `relu_odd_part`."""
+    0, so relu(x) - relu(-x) is 0 instead of x.  Caught by `identity`."""
     y = torch.relu(x)
     return torch.where(y.abs() < torch.finfo(x.dtype).tiny, torch.zeros_like(y), y)
 
@@ -708,3 +708,53 @@ def softmax_backward_mean_centred(x: torch.Tensor, dim: int = -1) -> torch.Tenso
     Jacobian is neither symmetric nor has rows summing to zero.  Caught by
     `softmax_jacobian`."""
     return _SoftmaxBackward.apply(x, dim, lambda y, g, d: y * (g - g.mean(d, keepdim=True)))
+
+
+# ------------------------------------------------------------------------- silu and gelu
+
+
+@planted("silu", "accuracy", dtype="float16", evidence="ulp")
+def silu_exp_overflow_in_half(x: torch.Tensor) -> torch.Tensor:
+    """x / (1 + e^-x) evaluated in float16: e^-x overflows to inf for x < -11.1, so silu(-12)
+    is -0 where the true value is -7.4e-5 (a normal float16).  Caught by `accuracy`."""
+    return x / (1 + torch.exp(-x.to(torch.float16)).to(x.dtype))
+
+
+@planted("gelu", "accuracy", evidence="ulp")
+def gelu_ignores_approximate(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """The tanh approximation whatever `approximate` says (a fused GeGLU kernel with one code
+    path): up to 4.7e-4 off the erf form near x = -2.  Caught by `accuracy`."""
+    return F.gelu(x, approximate="tanh")
+
+
+@planted("gelu", "accuracy", dtype="bfloat16", evidence="ulp")
+def gelu_erf_in_bfloat16(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """The erf form with every step rounded to bfloat16 (no float32 accumulation), off by
+    several bfloat16 ulps.  Caught by `accuracy`."""
+    if approximate == "tanh":
+        return F.gelu(x, approximate="tanh")
+    h = x.to(torch.bfloat16)
+    gate = (1 + torch.special.erf(h * 0.70703125)) * 0.5
+    return (h * gate).to(x.dtype)
+
+
+_SiluGradNoProduct = custom_function(
+    F.silu, lambda x, y, g: g * torch.sigmoid(x), "SiluGradNoProduct")
+_GeluTanhGradForErf = custom_function(
+    lambda x, a: F.gelu(x, approximate=a),
+    lambda x, y, g, a: torch.ops.aten.gelu_backward(g, x, approximate="tanh"),
+    "GeluTanhGradForErf")
+
+
+@planted("silu", "gradient_accuracy", evidence="ulp")
+def silu_backward_drops_product_rule(x: torch.Tensor) -> torch.Tensor:
+    """Backward g * sigmoid(x): the product rule's x sigmoid'(x) term forgotten (a SwiGLU
+    backward that treats the gate as constant).  Caught by `gradient_accuracy`."""
+    return _SiluGradNoProduct.apply(x)
+
+
+@planted("gelu", "gradient_accuracy", evidence="ulp")
+def gelu_backward_tanh_form(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """Forward in the requested form, backward always in the tanh form (one backward kernel
+    for both).  Caught by `gradient_accuracy` on the erf form."""
+    return _GeluTanhGradForErf.apply(x, approximate)

@@ -1,4 +1,7 @@
+import math
+
 import numpy as np
+import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 from torch import nn
@@ -11,6 +14,18 @@ def reference(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
     # is correctly rounded in extended precision.  IEEE evaluation: -inf * 0 is NaN.
     with np.errstate(invalid="ignore"):
         return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def fast_reference(x: torch.Tensor, params) -> tuple[torch.Tensor, None]:
+    return torch.where(x > 0, x, x * float(params.get("negative_slope", 0.01))), None
+
+
+def defined(x: torch.Tensor, params) -> torch.Tensor:
+    """Where the true value is not NaN: -inf * 0 is NaN for a zero slope."""
+    undefined = torch.isnan(x)
+    if float(params.get("negative_slope", 0.01)) == 0:
+        undefined = undefined | (x == -math.inf)
+    return ~undefined
 
 
 def thresholds(fmt):
@@ -83,6 +98,8 @@ SPEC = ActivationSpec(
     ),
     identity_on_positive=True,
     thresholds=thresholds,
+    fast_reference=fast_reference,
+    defined=defined,
     same_bits_on_all_devices=True,
     conventions=(
         "x > 0 gives x; otherwise negative_slope * x evaluated in IEEE arithmetic: "

@@ -4,12 +4,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from actverify.spec import (ActivationSpec, Bound, Derivative, EntryPoint, Kink,
-                            every_dtype)
+                            every_dtype, odd_part_is_x)
 
 
 def reference(x: np.ndarray) -> np.ndarray:
     # IEEE 754-2019 maximum(x, +0): +0 for -0, NaN propagates.
     return np.where(np.isnan(x) | (x > 0), x, 0.0).astype(x.dtype)
+
+
+def fast_reference(x: torch.Tensor, params) -> tuple[torch.Tensor, None]:
+    return torch.where(torch.isnan(x) | (x > 0), x, torch.zeros_like(x)), None
 
 
 def thresholds(fmt):
@@ -35,6 +39,8 @@ SPEC = ActivationSpec(
     range=lambda p: (0.0, float("inf")),
     limits=lambda p: (0.0, float("inf")),
     identity_on_positive=True,
+    relations=(odd_part_is_x("relu"),),
+    fast_reference=fast_reference,
     derivative=Derivative(
         # PyTorch: g where x > 0, else 0 (also at the kink, and for NaN inputs).
         vjp=lambda x, g: np.where(x > 0, g, 0.0).astype(g.dtype),

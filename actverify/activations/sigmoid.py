@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint, every_dtype
+from actverify.spec import (ActivationSpec, Bound, Derivative, EntryPoint, Relation,
+                            every_dtype)
 
 
 def reference(x: np.ndarray) -> np.ndarray:
@@ -14,6 +15,14 @@ def reference(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def fast_reference(x: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
+    """(f(x), f(-x)) in float64 torch ops: one exponential for both."""
+    e = torch.exp(-x.abs())
+    big = 1 / (1 + e)
+    small = e * big  # e / (1 + e) within a float64 ulp: one division instead of two
+    return torch.where(x >= 0, big, small), torch.where(x <= 0, big, small)
 
 
 def first(x: np.ndarray) -> np.ndarray:
@@ -70,6 +79,10 @@ SPEC = ActivationSpec(
     range=lambda p: (0.0, 1.0),
     limits=lambda p: (0.0, 1.0),
     point_symmetry=0.5,
+    relations=(Relation(text="sigmoid(x) = (1 + tanh(x/2)) / 2", partner="tanh",
+                        inner=lambda x: x / 2, outer=lambda x, t: (1 + t) / 2,
+                        gain=lambda x: np.full_like(x, 0.5)),),
+    fast_reference=fast_reference,
     derivative=Derivative(
         vjp=lambda x, g: g * first(x),
         first=first,

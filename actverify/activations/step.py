@@ -18,6 +18,10 @@ def reference(x: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), x, (x > 0).astype(x.dtype))
 
 
+def fast_reference(x: torch.Tensor, params) -> tuple[torch.Tensor, None]:
+    return torch.where(torch.isnan(x), x, (x > 0).to(x.dtype)), None
+
+
 def thresholds(fmt):
     return (0.0, fmt.smallest_subnormal, -fmt.smallest_subnormal)
 
@@ -40,6 +44,7 @@ SPEC = ActivationSpec(
     limits=lambda p: (0.0, 1.0),
     accepted=lambda x, y, params: np.isnan(x) & (y == 0),
     thresholds=thresholds,
+    fast_reference=fast_reference,
     same_bits_on_all_devices=True,
     conventions=(
         "step(0) = step(-0) = 0: the threshold belongs to the lower side.",

@@ -6,7 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from actverify.activations.sigmoid import _TRANSCENDENTAL_16, BACKWARD
-from actverify.spec import ActivationSpec, Bound, Derivative, EntryPoint, every_dtype
+from actverify.spec import (ActivationSpec, Bound, Derivative, EntryPoint, Relation,
+                            every_dtype)
+
+
+def fast_reference(x: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.tanh(x)
+    return t, -t  # odd: the true tanh(-x) is exactly -tanh(x)
 
 
 def first(x: np.ndarray) -> np.ndarray:
@@ -50,6 +56,10 @@ SPEC = ActivationSpec(
     range=lambda p: (-1.0, 1.0),
     limits=lambda p: (-1.0, 1.0),
     point_symmetry=0.0,
+    relations=(Relation(text="tanh(x) = 2 sigmoid(2x) - 1", partner="sigmoid",
+                        inner=lambda x: 2 * x, outer=lambda x, s: 2 * s - 1,
+                        gain=lambda x: np.full_like(x, 2.0)),),
+    fast_reference=fast_reference,
     zero_sign="specified",
     derivative=Derivative(
         vjp=lambda x, g: g * first(x),

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from actverify.accuracy import Policy, reference_dtype, to_reference
+from actverify.accuracy import Policy, reference_dtype, to_reference, ulp
 from actverify.dtypes import FloatFormat
 from actverify.spec import ActivationSpec
 from actverify.strategies import Case
@@ -155,6 +155,11 @@ class Subject:
         return np.asarray(self.spec.reference(to_reference(x, self.fmt), **(params or {})),
                           dtype=reference_dtype(self.fmt))
 
+    def allowance(self, x: torch.Tensor, y_true: np.ndarray, params: dict | None = None
+                  ) -> np.ndarray:
+        """How far this subject's result at x may be from the true value y_true, absolutely."""
+        return allowance(self.spec, self.fmt, self.policy, self.values(x), y_true, params or {})
+
     def bound(self, x: torch.Tensor, params: dict | None = None) -> np.ndarray:
         """Allowed ulps per element under this subject's policy."""
         if self.policy.correct_rounding:
@@ -189,6 +194,23 @@ class Subject:
             ulp_error=None if error is None else float(np.asarray(error).reshape(bad.shape)[index]),
             case=case, details=details,
         )
+
+
+def allowance(spec: ActivationSpec, fmt: FloatFormat, policy: Policy, x_ref: np.ndarray,
+              y_true: np.ndarray, params: dict) -> np.ndarray:
+    """Absolute error allowed for `spec`'s result at x_ref (true value y_true) under `policy`:
+    its ulp bound (half an ulp under strict), or all of it where the policy lets a subnormal
+    true value flush to zero.  Exact activations (bound 0: the result is the input, zero or
+    one) compute nothing that could underflow, so no flush is excused for them."""
+    if policy.correct_rounding:
+        ulps = np.asarray(0.5)
+    else:
+        ulps = np.asarray(spec.bound(fmt).evaluate(x_ref, params, fmt), dtype=np.float64)
+    allowed = ulps * ulp(y_true, fmt)
+    if policy.allow_flush:
+        flushable = (np.abs(y_true) < fmt.tiny) & (ulps > 0)
+        allowed = np.where(flushable, np.maximum(np.abs(y_true), allowed), allowed)
+    return allowed
 
 
 Applies = Callable[[Target], bool]

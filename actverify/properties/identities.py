@@ -1,4 +1,5 @@
-"""Identities: symmetry, the tanh-sigmoid relation, ReLU's odd part, leaky ReLU's two sides.
+"""Identities: symmetry, the relations each spec states (tanh through sigmoid, SiLU through
+sigmoid, the odd part of ReLU, SiLU and GELU), leaky ReLU's two sides.
 
 Tolerances come from the accuracy model, never from the property: an identity between results
 that may each be off by B ulps may be off by the sum of those ulps (computed exactly in the
@@ -12,7 +13,7 @@ import torch
 from hypothesis import strategies as st
 
 from actverify.accuracy import compare, ulp
-from actverify.properties.base import Subject, activation, law
+from actverify.properties.base import Subject, activation, allowance, law
 from actverify.spec import get_spec
 from actverify.strategies import Case, cases
 
@@ -39,44 +40,44 @@ def point_symmetry(s: Subject, case: Case) -> None:
                  case=case, tolerance=float(np.max(tol)) if tol.size else 0.0)
 
 
-def _partner(name: str):
-    return get_spec(name).canonical.fn
+def _allowed(spec, s: Subject, x_ref: np.ndarray, y_ref: np.ndarray, params: dict
+             ) -> np.ndarray:
+    """Absolute error `spec`'s result at x_ref may have under the subject's policy and format."""
+    return allowance(spec, s.fmt, s.policy, x_ref, y_ref, params)
 
 
-@law("tanh_sigmoid", summary="tanh(x) = 2 sigmoid(2x) - 1, against PyTorch's own partner",
-     applies=activation("tanh", "sigmoid"), inputs=finite_cases)
-def tanh_sigmoid(s: Subject, case: Case) -> None:
-    x = case.x
-    sig, tanh = get_spec("sigmoid"), get_spec("tanh")
-    if s.spec.name == "tanh":
-        t = s.call(x)
-        x2 = x * 2  # exact, or +-inf where sigmoid is 1 or 0 anyway
-        sg = s.call(x2, fn=_partner("sigmoid"), inplace=False)
-        lhs, rhs = s.values(t), 2 * s.values(sg) - 1
-        tol = (s.bound(x) * ulp(s.reference(x), s.fmt)
-               + 2 * s.bound(x) * ulp(sig.reference(s.values(x2)), s.fmt))
-        actual, exact = t, np.ones(lhs.shape, dtype=bool)
-    else:
-        sg = s.call(x)
-        half = x / 2
-        exact = s.values(half) * 2 == s.values(x)  # halving is exact unless it underflows
-        t = s.call(half, fn=_partner("tanh"), inplace=False)
-        lhs, rhs = s.values(sg), (1 + s.values(t)) / 2
-        tol = (s.bound(x) * ulp(s.reference(x), s.fmt)
-               + s.bound(x) / 2 * ulp(tanh.reference(s.values(half)), s.fmt))
-        actual = sg
-    bad = exact & (np.abs(lhs - rhs) > tol)
-    s.fail_where(bad, "tanh(x) = 2 sigmoid(2x) - 1 does not hold within the accuracy bounds",
-                 x=x, actual=actual, expected=rhs, case=case)
-
-
-@law("relu_odd_part", summary="relu(x) - relu(-x) = x exactly for finite x",
-     applies=activation("relu"), inputs=finite_cases)
-def relu_odd_part(s: Subject, case: Case) -> None:
-    y, y_neg = s.call(case.x), s.call(-case.x)
-    diff = s.values(y) - s.values(y_neg)  # one side is zero: exact
-    s.fail_where(diff != s.values(case.x), "relu(x) - relu(-x) != x", x=case.x, actual=y,
-                 expected=s.values(case.x), case=case)
+@law("identity", summary="the identities each spec states with related activations "
+     "(tanh(x) = 2 sigmoid(2x) - 1, silu(x) = x sigmoid(x), f(x) - f(-x) = x, ...), against "
+     "PyTorch's own partner, within both sides' accuracy bounds",
+     applies=lambda t: bool(t.spec.relations), inputs=finite_cases)
+def identity(s: Subject, case: Case) -> None:
+    x, xr = case.x, s.values(case.x)
+    y = s.call(x, case.params)
+    y_ref = s.reference(x, case.params)
+    own = _allowed(s.spec, s, xr, y_ref, case.params)
+    for rel in s.spec.relations:
+        if not rel.applies(case.params):
+            continue
+        partner = s.spec if rel.partner is None else get_spec(rel.partner)
+        params = case.params if rel.partner is None else {}
+        u = rel.inner(x)  # rounded to the format, as a kernel built on the partner gets it
+        g = s.call(u, params, fn=None if rel.partner is None else partner.canonical.fn,
+                   inplace=None if rel.partner is None else False)
+        ur, u_exact = s.values(u), rel.inner(xr)
+        with np.errstate(invalid="ignore", over="ignore"):
+            rhs = rel.outer(xr, s.values(g))
+            gain = rel.gain(xr)
+            tol = own + gain * _allowed(partner, s, ur, partner.reference(ur, **params), params)
+            if not np.all(ur == u_exact):  # the partner ran at a rounded argument: carry g'
+                if partner.derivative is None or partner.derivative.first is None:
+                    tol = np.where(ur == u_exact, tol, np.inf)
+                else:
+                    slope = np.abs(partner.derivative.first(u_exact, **params))
+                    drift = np.where(slope == 0, 0.0, slope * np.abs(ur - u_exact))
+                    tol = tol + gain * np.nan_to_num(drift, nan=np.inf)
+            bad = ~(np.abs(s.values(y) - rhs) <= tol)
+        s.fail_where(bad, f"{rel.text} does not hold within the accuracy bounds (expected is "
+                     "the right-hand side)", x=x, actual=y, expected=rhs, case=case)
 
 
 @law("positive_identity", summary="f(x) = x bit for bit for every x > 0 (+inf included)",
@@ -105,5 +106,4 @@ def negative_slope(s: Subject, case: Case) -> None:
                  expected=expected, error=cmp.error, case=case)
 
 
-__all__ = ["point_symmetry", "tanh_sigmoid", "relu_odd_part", "positive_identity",
-           "negative_slope", "torch"]
+__all__ = ["point_symmetry", "identity", "positive_identity", "negative_slope", "torch"]
