@@ -181,7 +181,7 @@ def silu_x_times_expit(x: torch.Tensor) -> torch.Tensor:
 def silu_odd_reflection(x: torch.Tensor) -> torch.Tensor:
     """x + silu(-x) for x > 0 (the odd part is x), PyTorch's silu for x <= 0, in float64."""
     def op(t: torch.Tensor) -> torch.Tensor:
-        return torch.where(t > 0, t + F.silu(-t), F.silu(t))
+        return torch.where((t > 0) & (t < torch.inf), t + F.silu(-t), F.silu(t))
 
     return _in_float64(op, x)
 

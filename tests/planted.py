@@ -713,21 +713,21 @@ def softmax_backward_mean_centred(x: torch.Tensor, dim: int = -1) -> torch.Tenso
 # ------------------------------------------------------------------------- silu and gelu
 
 
-@planted("silu", "accuracy", dtype="float16", evidence="ulp")
+@planted("silu", "accuracy", dtype="float16", evidence="result differs from the true value")
 def silu_exp_overflow_in_half(x: torch.Tensor) -> torch.Tensor:
     """x / (1 + e^-x) evaluated in float16: e^-x overflows to inf for x < -11.1, so silu(-12)
     is -0 where the true value is -7.4e-5 (a normal float16).  Caught by `accuracy`."""
     return x / (1 + torch.exp(-x.to(torch.float16)).to(x.dtype))
 
 
-@planted("gelu", "accuracy", evidence="ulp")
+@planted("gelu", "accuracy", evidence="result differs from the true value")
 def gelu_ignores_approximate(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     """The tanh approximation whatever `approximate` says (a fused GeGLU kernel with one code
     path): up to 4.7e-4 off the erf form near x = -2.  Caught by `accuracy`."""
     return F.gelu(x, approximate="tanh")
 
 
-@planted("gelu", "accuracy", dtype="bfloat16", evidence="ulp")
+@planted("gelu", "accuracy", dtype="bfloat16", evidence="result differs from the true value")
 def gelu_erf_in_bfloat16(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     """The erf form with every step rounded to bfloat16 (no float32 accumulation), off by
     several bfloat16 ulps.  Caught by `accuracy`."""
@@ -746,14 +746,14 @@ _GeluTanhGradForErf = custom_function(
     "GeluTanhGradForErf")
 
 
-@planted("silu", "gradient_accuracy", evidence="ulp")
+@planted("silu", "gradient_accuracy", evidence="gradient differs from the analytic derivative")
 def silu_backward_drops_product_rule(x: torch.Tensor) -> torch.Tensor:
     """Backward g * sigmoid(x): the product rule's x sigmoid'(x) term forgotten (a SwiGLU
     backward that treats the gate as constant).  Caught by `gradient_accuracy`."""
     return _SiluGradNoProduct.apply(x)
 
 
-@planted("gelu", "gradient_accuracy", evidence="ulp")
+@planted("gelu", "gradient_accuracy", evidence="gradient differs from the analytic derivative")
 def gelu_backward_tanh_form(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     """Forward in the requested form, backward always in the tanh form (one backward kernel
     for both).  Caught by `gradient_accuracy` on the erf form."""

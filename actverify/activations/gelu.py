@@ -32,7 +32,7 @@ def _continued_fraction(v: np.ndarray) -> np.ndarray:
     against mpmath in tests/test_references.py)."""
     out = np.empty_like(v)
     for lo, hi, depth in ((0.5, 1.0, 2000), (1.0, 2.0, 500), (2.0, 4.0, 150), (4.0, np.inf, 50)):
-        band = (v >= lo) & (v < hi)
+        band = (v >= lo) & ((v < hi) | (hi == np.inf))  # the last band takes +inf too
         if band.any():
             w = v[band]
             f = w.copy()
@@ -119,7 +119,8 @@ def _textbook_ulps(x_ref: np.ndarray, params, fmt) -> np.ndarray:
     absolute = np.abs(x_ref) * 2.0 ** (GATE_UNITS - 1 - _working_precision(fmt))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         extra = np.nan_to_num(absolute / ulp(true, fmt), nan=0.0)
-    return base + extra
+    # Past float64's range an allowance is no limit at all: say so without overflowing.
+    return base + np.minimum(extra, 1e300).astype(np.float64)
 
 
 _FORWARD = Bound(
