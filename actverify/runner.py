@@ -102,7 +102,7 @@ def _save_replay(subject: Subject, prop: Property, case: Case, directory: Path) 
     torch.save(blob, path)
     # A callable the Python API checked gets the Python call that re-runs it with itself.
     return replay_command(path, loadable=target.source is not None or reference is not None,
-                          kernel_name=target.name)
+                          kernel_name=getattr(target.fn, "__name__", None) or target.name)
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
@@ -279,8 +279,9 @@ def main_replay(path: str, *, kernel: Callable | None = None, root: str | None =
         outcome = Outcome(prop.name, target.activation, target.name, subject.fmt.name,
                           subject.device, subject.policy.name, "failed",
                           failure=failure_from(v, subject, prop, case, None))
-        outcome.failure.replay = replay_command(Path(path), loadable=kernel is None,
-                                                kernel_name=target.name)
+        outcome.failure.replay = replay_command(
+            Path(path), loadable=kernel is None,
+            kernel_name=getattr(kernel, "__name__", None) or target.name)
         print(format_failure(outcome))
         return 1
     print(f"{prop.name} holds for {target.name} on the saved case ({path})")
