@@ -33,6 +33,9 @@ from actverify.errors import UsageError
 # --actverify-shard K/N, --actverify-order SEED, --actverify-max-examples N (docs/ci.md)
 pytest_plugins = ["actverify.fuzz"]
 
+# actverify.dtypes.DTYPE_NAMES, written out: that module imports torch (a test keeps the two
+# equal).
+DTYPES_SHOWN = "float16, bfloat16, float32, float64"
 CASE_ARG = "actverify_case"  # the argument of every test this plugin parametrizes
 _DEFAULTS = {"actverify_dtype": [], "actverify_device": [], "actverify_activation": [],
              "actverify_policy": "default", "actverify_kink": "pytorch",
@@ -44,8 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # runs in every pytest session of the environment.
     group = parser.getgroup("actverify", "actverify (property tests of activation kernels)")
     group.addoption("--actverify-dtype", action="append", default=[], metavar="DTYPE",
-                    help="check only these dtypes (repeatable): float16, bfloat16, float32, "
-                         "float64 or torch names (torch.half, ...)")
+                    help=f"check only these dtypes (repeatable): {DTYPES_SHOWN} or torch "
+                         "names (torch.half, ...)")
     group.addoption("--actverify-device", action="append", default=[], metavar="DEVICE",
                     help="check these devices (repeatable); an absent device is an error. "
                          "Default: every device present")
