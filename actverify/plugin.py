@@ -144,7 +144,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def huge_device(request: pytest.FixtureRequest) -> str:
+def actverify_huge_device(request: pytest.FixtureRequest) -> str:
     """The device for the >2^31-element case; skipped unless --actverify-huge is given."""
     if not request.config.getoption("actverify_huge"):
         pytest.skip("opt-in: pass --actverify-huge (needs about 8 GiB on the device)")

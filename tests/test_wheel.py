@@ -113,7 +113,8 @@ class Installed:
     wheel: Path
     env: dict
 
-    def run(self, *args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    def run(self, *args: str | Path, cwd: Path,
+            timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run([str(a) for a in args], cwd=cwd, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
