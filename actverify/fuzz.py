@@ -3,13 +3,13 @@
     actverify fuzz --minutes 30 --workers 4 --shard 2/4 --db redis://ci-cache:6379/0
     python -m actverify.fuzz --minutes 5 --target kernels.py:sigmoid=sigmoid -- -k accuracy
 
-`fuzz` runs the property suite that ships with the package (`pytest --pyargs
-actverify.testsuite`, from the current directory, which is where targets are found and replay
-files and the example database are kept) in a subprocess, under pytest-xdist (`-n WORKERS`)
-and the `actverify-fuzz` Hypothesis profile, in rounds: each round runs every selected
-property once, in an order shuffled by the round's seed, with at most 25, 100, 400, ...
-examples per property (up to the profile's max_examples), so a budget too short for one deep
-round still covers the whole suite.  No round starts when the budget is nearly spent; the running round's process
+`fuzz` runs `pytest --pyargs actverify.testsuite` (the suite installed with the package; from
+the current directory, where targets, replay files and the example database are) in a
+subprocess, under pytest-xdist (`-n WORKERS`) and the
+`actverify-fuzz` Hypothesis profile, in rounds: each round runs every selected property once, in an
+order shuffled by the round's seed, with at most 25, 100, 400, ... examples per property (up
+to the profile's max_examples), so a budget too short for one deep round still covers the
+whole suite.  No round starts when the budget is nearly spent; the running round's process
 group gets SIGINT 15 s before the deadline (at most a tenth of the budget; pytest writes its
 report and JUnit XML) and SIGKILL at the deadline.  A round in which a property fails is
 finished, and no round follows it.
