@@ -98,11 +98,12 @@ def replay_target(blob: dict, *, kernel: Callable | None = None, root: str | Pat
     reference, activation = blob.get("target"), blob["activation"]
     name = blob.get("target_name") or reference or "kernel"
     if kernel is not None:
-        return target_from_callable(kernel, activation, name=name, source=reference)
+        return target_from_callable(kernel, activation, source=reference,
+                                    name=getattr(kernel, "__qualname__", None) or name)
     if reference is None:
         raise UsageError(f"the case was checked through the Python API with a callable that "
                          f"has no import path; re-run it in Python: "
-                         f"actverify.replay(PATH, kernel={name})")
+                         f"actverify.replay(PATH, kernel={name.rsplit('.', 1)[-1]})")
     if reference.startswith("builtin:"):
         return resolve_target(reference, activation)
     roots = [Path(root)] if root is not None else [Path.cwd()]
