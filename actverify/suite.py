@@ -54,7 +54,8 @@ def suite_params(group: str, **selection) -> list:
     """pytest parameters of one module of the suite (GROUP = 'values', ...)."""
     import pytest
 
-    return [pytest.param(c, id=c.id) for c in suite_cases(**selection) if c.group == group]
+    return [pytest.param(c, id=c.id, marks=pytest.mark.actverify)
+            for c in suite_cases(**selection) if c.group == group]
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def kernel_params(kernel: KernelTests, *, dtypes: Iterable[str] | None,
                 why = f"declared by the kernel: {declared_limits(target)}"
             else:
                 why = None
-            marks = [pytest.mark.skip(reason=why)] if why else []
+            marks = [pytest.mark.actverify] + ([pytest.mark.skip(reason=why)] if why else [])
             for prop in properties_for(target, dtype, device):
                 case = SuiteCase(prop, subject)
                 params.append(pytest.param(case, id=case.short_id, marks=marks))

@@ -76,7 +76,8 @@ def test_kernel_tests_are_one_per_property_dtype_device_and_skip_what_is_declare
     ids = [p.id for p in params]
     assert "accuracy-float32-cpu" in ids and "gradient_accuracy-float32-cuda" in ids
     assert len(ids) == len(set(ids))
-    reasons = {p.id.rsplit("-", 1)[-1]: p.marks[0].kwargs["reason"] for p in params}
+    assert all(p.marks[0].name == "actverify" for p in params)  # pytest -m actverify
+    reasons = {p.id.rsplit("-", 1)[-1]: p.marks[1].kwargs["reason"] for p in params}
     assert reasons["cpu"] == "declared by the kernel: devices cuda only"
     if not torch.cuda.is_available():
         assert reasons["cuda"] == "no cuda device present"
