@@ -18,7 +18,7 @@ from actverify.accuracy import policy_named
 from actverify.devices import available_devices, resolve_device
 from actverify.dtypes import DTYPE_NAMES, float_format
 from actverify.errors import UsageError
-from actverify.profiles import profile_settings
+from actverify.profiles import chosen_profile, profile_settings
 from actverify.properties import Subject, properties_for
 from actverify.report import Report
 from actverify.runner import run_property
@@ -37,16 +37,18 @@ def as_target(kernel: Callable | str | Target, activation: str | None) -> Target
 
 def check(kernel: Callable | str | Target, *, activation: str | None = None,
           dtypes: Iterable[str] | None = None, devices: Iterable[str] | None = None,
-          policy: str = "default", kink: str = "pytorch", profile: str = "check",
+          policy: str = "default", kink: str = "pytorch", profile: str | None = None,
           json_path: str | Path | None = None, isolate: bool = False,
           call_timeout: float | None = 60.0, property_timeout: float = 600.0,
           console: Console | None = None) -> Report:
     """Check `kernel` (a callable, 'module:attr', 'file.py:attr' or a Target) and return the
-    report; `report.ok` is the verdict.  See docs/check.md."""
+    report; `report.ok` is the verdict.  `profile`: default $ACTVERIFY_PROFILE, else
+    `check`.  See docs/check.md."""
     target = as_target(kernel, activation)
     chosen_dtypes = [float_format(d).name for d in dtypes] if dtypes else list(DTYPE_NAMES)
     chosen_devices = [resolve_device(d) for d in devices] if devices else list(available_devices())
     pol = policy_named(policy, kink=kink)
+    profile = profile or chosen_profile("check")
     settings = profile_settings(profile)
     if isolate and target.source is None:
         raise UsageError("isolation runs the kernel in a subprocess, which must import it: "

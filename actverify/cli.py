@@ -8,7 +8,8 @@
                     [--range LO:HI] [--all-float32] [--out DIR]
     actverify targets
     actverify gpu-check OUT
-    actverify replay PATH
+    actverify replay PATH [--root DIR]
+    actverify --version
     actverify fuzz --minutes M [--workers N] [--target T=ACT]... [--db URL] [--read-only-db]
                    [--shard K/N] [--seed S] [--junitxml PATH] [--json PATH] [-- PYTEST_ARGS]
 
@@ -45,13 +46,18 @@ def _common(p: argparse.ArgumentParser, *, profile: str = "report") -> None:
     p.add_argument("--kink", default="pytorch", choices=["pytorch", "math"],
                    help="derivative at a kink: PyTorch's value (relu'(0) = 0), or any "
                         "subgradient (math)")
-    p.add_argument("--profile", default=profile, choices=sorted(PROFILES),
-                   help="Hypothesis profile: how hard to search")
+    p.add_argument("--profile", default=None, choices=sorted(PROFILES),
+                   help=f"Hypothesis profile: how hard to search (default: $ACTVERIFY_PROFILE, "
+                        f"else {profile})")
+    p.set_defaults(default_profile=profile)
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="actverify", description=__doc__.split("\n\n")[0])
+    from actverify import __version__
+
+    parser.add_argument("--version", action="version", version=f"actverify {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     report = sub.add_parser("report", help="verify PyTorch's own activations and print the "
                             "conformance table")
@@ -90,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--profile", default="dev", choices=sorted(PROFILES))
     replay = sub.add_parser("replay", help="re-run one saved failing case")
     replay.add_argument("path", help="a replay file named in a failure report")
+    replay.add_argument("--root", metavar="DIR", help="the project root the target's path is "
+                        "relative to (default: the current directory, else the one recorded)")
     from actverify.fuzz import add_arguments as fuzz_arguments
 
     fuzz_arguments(sub.add_parser("fuzz", help="fuzz the property suite for a time budget, "
@@ -109,7 +117,7 @@ def _run_report(args: argparse.Namespace) -> int:
     dtypes = [float_format(d).name for d in args.dtype] or None
     devices = [resolve_device(d) for d in args.device] or None
     activations = [get_spec(a).name for a in args.activation] or None
-    settings = profile_settings(args.profile)
+    settings = profile_settings(_profile(args))
     report = Report.run(all_builtin_targets(activations), dtypes=dtypes, devices=devices,
                         policy=policy_named(args.policy, kink=args.kink), settings=settings,
                         json_path=Path(args.json) if args.json else None)
@@ -124,10 +132,26 @@ def _run_check(args: argparse.Namespace) -> int:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
     report = check(args.target, activation=args.activation, dtypes=args.dtype or None,
                    devices=args.device or None, policy=args.policy, kink=args.kink,
-                   profile=args.profile, json_path=args.json, isolate=args.isolate,
+                   profile=_profile(args), json_path=args.json, isolate=args.isolate,
                    call_timeout=args.timeout)
     report.print()
     return 0 if report.ok else 1
+
+
+def _profile(args: argparse.Namespace) -> str:
+    """--profile, else ACTVERIFY_PROFILE, else the command's own default."""
+    from actverify.profiles import chosen_profile
+
+    return args.profile or chosen_profile(args.default_profile)
+
+
+def _require_plots() -> None:
+    """Sweep reports draw plots: say what to install before any work starts."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("sweep --out draws plots with matplotlib, which is not installed: "
+                         "pip install 'actverify[plots]' (or drop --out)")
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -139,6 +163,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
     if args.builtin == bool(args.target):
         raise UsageError("sweep needs either TARGET --activation NAME or --builtin")
+    if args.out:
+        _require_plots()
     targets = ([builtin_targets(spec)[0] for spec in registry().values()] if args.builtin
                else [resolve_target(args.target, args.activation)])
     dtypes = [float_format(d).name for d in args.dtype] or ["float16", "bfloat16"]
@@ -194,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if not Path(args.path).is_file():
                 raise UsageError(f"replay file {args.path!r} does not exist")
-            return main_replay(args.path)
+            return main_replay(args.path, root=args.root)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,8 +3,10 @@
     actverify fuzz --minutes 30 --workers 4 --shard 2/4 --db redis://ci-cache:6379/0
     python -m actverify.fuzz --minutes 5 --target kernels.py:sigmoid=sigmoid -- -k accuracy
 
-`fuzz` runs `pytest properties` in a subprocess, under pytest-xdist (`-n WORKERS`) and the
-`fuzz` Hypothesis profile, in rounds: each round runs every selected property once, in an
+`fuzz` runs `pytest --pyargs actverify.testsuite` (the suite installed with the package; from
+the current directory, where targets, replay files and the example database are) in a
+subprocess, under pytest-xdist (`-n WORKERS`) and the
+`actverify-fuzz` Hypothesis profile, in rounds: each round runs every selected property once, in an
 order shuffled by the round's seed, with at most 25, 100, 400, ... examples per property (up
 to the profile's max_examples), so a budget too short for one deep round still covers the
 whole suite.  No round starts when the budget is nearly spent; the running round's process
@@ -22,7 +24,7 @@ the example database.
 
 Exit status: 0 the budget ran out and no property failed, 1 a property failed, 2 a usage error.
 
-This module is also actverify's pytest plugin (conftest.py: `pytest_plugins =
+This module is also part of actverify's pytest plugin (actverify/plugin.py: `pytest_plugins =
 ["actverify.fuzz"]`); it adds
 
     --actverify-shard K/N         run only the tests whose id hashes to shard K of N
@@ -301,15 +303,36 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+SUITE_PACKAGE = "actverify.testsuite"
+
+
 def _suite_root() -> Path:
-    root = Path(__file__).resolve().parent.parent
-    if (root / "properties").is_dir() and (root / "conftest.py").is_file():
-        return root
-    cwd = Path.cwd()
-    if (cwd / "properties").is_dir() and (cwd / "conftest.py").is_file():
-        return cwd
-    raise UsageError("fuzz runs the property suite in properties/ of an actverify checkout; "
-                     f"none was found next to the package ({root}) or in {cwd}")
+    """The installed property suite's directory: pytest's rootdir for the rounds, so that test
+    ids read `test_values.py::test_property[...]` wherever actverify is installed."""
+    import actverify.testsuite
+
+    return Path(actverify.testsuite.__file__).resolve().parent
+
+
+def _pyargs_id(nodeid: str) -> str:
+    """'test_values.py::test_property[x]' -> 'actverify.testsuite.test_values::test_property[x]':
+    the form `pytest --pyargs` takes, the same on every machine."""
+    path, sep, rest = nodeid.partition("::")
+    if not sep or "/" in path or not path.endswith(".py"):
+        return nodeid
+    return f"{SUITE_PACKAGE}.{path.removesuffix('.py')}{sep}{rest}"
+
+
+def _shown_db(url: str) -> str:
+    """A dir: database under the current directory as a relative path (pasteable from the
+    project root on another machine); other URLs as they are."""
+    if url.startswith("dir:"):
+        path = Path(url[4:])
+        try:
+            return "dir:" + path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            pass
+    return url
 
 
 def _check_targets(targets: Sequence[str]) -> list[str]:
@@ -554,9 +577,9 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     _, effective = open_database(db, read_only=read_only_db)  # warns and falls back locally
     from hypothesis import settings
 
-    from actverify import profiles  # noqa: F401  (registers the fuzz profile)
+    from actverify.profiles import registered_name
 
-    cap = settings.get_profile("fuzz").max_examples
+    cap = settings.get_profile(registered_name("fuzz")).max_examples
     seed = random.SystemRandom().randrange(10**6) if seed is None else seed
     budget = minutes * 60.0
     start = time.monotonic()
@@ -567,14 +590,20 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     progress = work / "progress.jsonl"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT_TEST"))}
-    env.pop("ACTVERIFY_PROFILE", None)  # the loaded profile is `fuzz` (--hypothesis-profile)
+    env.pop("ACTVERIFY_PROFILE", None)  # the loaded profile is `actverify-fuzz`
     env[PROGRESS_ENV] = str(progress)
     env[ENV_VAR] = effective or ""
     env[READ_ONLY_ENV_VAR] = "1" if (effective and read_only_db) else "0"
     if workers > 1 and "OMP_NUM_THREADS" not in env:  # one core's worth of threads each
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    base = [sys.executable, "-m", "pytest", str(root / "properties"), f"--rootdir={root}",
-            "-p", "actverify.fuzz", "-p", "no:cacheprovider", "--hypothesis-profile", "fuzz",
+    # The suite's own rootdir, an empty ini file and a conftest cut at the suite: the project's
+    # pytest configuration (addopts, conftest.py files) stays out of the rounds.  `-p
+    # actverify` loads the plugin even where PYTEST_DISABLE_PLUGIN_AUTOLOAD is set.
+    ini = work / "pytest.ini"
+    ini.write_text("[pytest]\n")
+    base = [sys.executable, "-m", "pytest", "--pyargs", SUITE_PACKAGE, f"--rootdir={root}",
+            "-c", str(ini), f"--confcutdir={root}", "-p", "actverify",
+            "-p", "no:cacheprovider", "--hypothesis-profile", registered_name("fuzz"),
             "-n", str(workers), "-v", "--color=no", "--tb=short", "-rfE"]
     if shard:
         base += ["--actverify-shard", shard]
@@ -643,18 +672,24 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     for log in logs:
         sections.update(_failure_sections(log))
     extra = _actverify_options(pytest_args)
+    from actverify.replays import portable_reference
+
+    # Commands to paste from the project root (this directory), on any machine: the suite by
+    # module path, targets and a dir: database relative to here.
+    shown_targets = [portable_reference(ref, Path.cwd()) + sep + act
+                     for ref, sep, act in (t.rpartition("=") for t in targets)]
     failures = []
     for f in state.failures.values():
         name = f.nodeid.rsplit("::", 1)[-1]
         text = f.text or sections.get(name) or "(no details: see pytest's output above)"
-        nodeid = f.nodeid if Path.cwd() == root else str(root / f.nodeid)
+        test = _pyargs_id(f.nodeid)
         repro = " ".join(
-            ([f"{ENV_VAR}={shlex.quote(effective)}"] if effective else [])
-            + ["python", "-m", "pytest", shlex.quote(nodeid), "-p", "no:cacheprovider",
-               "--hypothesis-profile", "replay"]
-            + [x for t in targets for x in ("--actverify-target", shlex.quote(t))]
+            ([f"{ENV_VAR}={shlex.quote(_shown_db(effective))}"] if effective else [])
+            + ["python", "-m", "pytest", "--pyargs", shlex.quote(test), "-p", "no:cacheprovider",
+               "--hypothesis-profile", registered_name("replay")]
+            + [x for t in shown_targets for x in ("--actverify-target", shlex.quote(t))]
             + [shlex.quote(x) for x in extra])
-        failures.append({"test": f.nodeid, "found_after_s": round(f.found_after, 2),
+        failures.append({"test": test, "found_after_s": round(f.found_after, 2),
                          "round": f.round, "text": text, "replay": f.replay,
                          "reproduce": repro})
     for f in failures:

@@ -1,11 +1,15 @@
-"""Hypothesis profiles, registered in one place.
+"""Hypothesis profiles, registered in one place, under names of actverify's own.
 
 `dev` keeps the default test run short; `ci` is derandomized so a pull request's run is
 reproducible; `fuzz` searches long and randomly; `report` is the main job's profile;
 `check` is `actverify check`'s quick default (every property, few examples); `replay`
 re-runs what the example database holds (docs/ci.md).
-Choose one with pytest's `--hypothesis-profile NAME`, the ACTVERIFY_PROFILE environment
-variable, or `--profile` on the command line.
+
+Each is registered with Hypothesis as `actverify-NAME` (`actverify-dev`, `actverify-fuzz`,
+...): importing actverify never redefines a profile of Hypothesis (`default`, `ci`) or of
+the user's project.  Choose one with `--profile NAME` on the command line, the
+ACTVERIFY_PROFILE environment variable (NAME or actverify-NAME, for pytest and the command
+line alike), or pytest's `--hypothesis-profile actverify-NAME`.
 """
 
 from __future__ import annotations
@@ -47,19 +51,38 @@ try:
 except UsageError as _exc:
     DATABASE, DATABASE_ERROR = None, str(_exc)
 
-for _name, _kwargs in PROFILES.items():
-    if DATABASE is not None and not _kwargs.get("derandomize"):  # derandomized: no database
-        _kwargs = {**_kwargs, "database": DATABASE}
-    settings.register_profile(_name, **_kwargs)
-
+PREFIX = "actverify-"
 ENV_VAR = "ACTVERIFY_PROFILE"
 
 
-def profile_settings(name: str | None = None) -> settings:
-    """Settings for a profile name; None takes ACTVERIFY_PROFILE, else the loaded default."""
-    name = name or os.environ.get(ENV_VAR)
-    if name is None:
-        return settings()
-    if name not in PROFILES:
+def registered_name(name: str) -> str:
+    """The name Hypothesis knows a profile by: 'fuzz' and 'actverify-fuzz' -> 'actverify-fuzz'.
+    UsageError for a name that is not one of actverify's profiles."""
+    short = name.strip().removeprefix(PREFIX) if isinstance(name, str) else name
+    if short not in PROFILES:
         raise UsageError(f"unknown profile {name!r}; use one of {', '.join(PROFILES)}")
-    return settings.get_profile(name)
+    return PREFIX + short
+
+
+for _name, _kwargs in PROFILES.items():
+    if DATABASE is not None and not _kwargs.get("derandomize"):  # derandomized: no database
+        _kwargs = {**_kwargs, "database": DATABASE}
+    settings.register_profile(registered_name(_name), **_kwargs)
+
+
+def chosen_profile(default: str) -> str:
+    """The profile a run takes when none is named: ACTVERIFY_PROFILE if set, else `default`."""
+    return registered_name(os.environ.get(ENV_VAR) or default)
+
+
+def profile_settings(name: str | None = None) -> settings:
+    """Settings for a profile name (NAME or actverify-NAME).  None: ACTVERIFY_PROFILE if set;
+    else the loaded Hypothesis profile if it is one of ours (`--hypothesis-profile
+    actverify-fuzz`, as capped by `--actverify-max-examples`); else `dev`.  Hypothesis's own
+    profiles are never used for actverify's properties: their deadline and health checks are
+    made for small examples, and one example here is a whole tensor."""
+    if name is None and not os.environ.get(ENV_VAR):
+        if settings.get_current_profile_name().startswith(PREFIX):
+            return settings()
+        name = "dev"
+    return settings.get_profile(chosen_profile("dev") if name is None else registered_name(name))

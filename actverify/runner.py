@@ -82,19 +82,27 @@ def _bits(fmt: FloatFormat, value: float | None) -> str | None:
 
 
 def _save_replay(subject: Subject, prop: Property, case: Case, directory: Path) -> str | None:
-    if subject.target.source is None:
-        return None
-    blob = {"property": prop.name, "target": subject.target.source,
+    from actverify.replays import portable_reference, reference_of, replay_command
+
+    # Portable: the target as an import path or relative to `root` (actverify/replays.py).
+    root = Path.cwd()
+    target = subject.target
+    reference = (portable_reference(target.source, root) if target.source is not None
+                 else reference_of(target.fn, root))
+    blob = {"property": prop.name, "target": reference, "target_name": target.name,
+            "root": str(root.resolve()),
             "activation": subject.target.activation, "dtype": subject.fmt.name,
             "device": subject.device, "policy": subject.policy.name,
             "x": case.x.detach().cpu(), "params": dict(case.params), "layout": case.layout}
-    digest = hashlib.sha1(repr((prop.name, subject.target.source, subject.fmt.name,
+    digest = hashlib.sha1(repr((prop.name, reference or target.name, subject.fmt.name,
                                 subject.device, subject.fmt.bits_of(case.x.cpu()).numpy().tobytes(),
                                 sorted(case.params.items()))).encode()).hexdigest()[:12]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{prop.name}-{subject.target.activation}-{subject.fmt.name}-{digest}.pt"
     torch.save(blob, path)
-    return f"python -m actverify replay {path}"
+    # A callable the Python API checked gets the Python call that re-runs it with itself.
+    return replay_command(path, loadable=target.source is not None or reference is not None,
+                          kernel_name=getattr(target.fn, "__name__", None) or target.name)
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
@@ -105,7 +113,7 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 
 def failure_from(v: Violation, subject: Subject, prop: Property, case: Case,
-                 replay_dir: Path) -> Failure:
+                 replay_dir: Path | None) -> Failure:
     fmt = subject.fmt
     drawn = getattr(v, "drawn", None) or case or v.case
     case = v.case or case
@@ -114,7 +122,9 @@ def failure_from(v: Violation, subject: Subject, prop: Property, case: Case,
         expected=v.expected, expected_bits=_bits(fmt, v.expected),
         actual=v.actual, actual_bits=_bits(fmt, v.actual), ulp_error=v.ulp_error,
         input_shape=list(case.x.shape), layout=case.layout, params=dict(case.params),
-        replay=_save_replay(subject, prop, drawn, replay_dir) if drawn is not None else None,
+        # No directory: a replay of a saved case, which keeps its file as it is.
+        replay=(_save_replay(subject, prop, drawn, replay_dir)
+                if drawn is not None and replay_dir is not None else None),
         details={k: v for k, v in v.details.items() if isinstance(v, (int, float, str))},
     )
 
@@ -251,13 +261,14 @@ def format_failure(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-def main_replay(path: str) -> int:
-    """Run the check of a saved case once; exit 1 if it still fails."""
+def main_replay(path: str, *, kernel: Callable | None = None, root: str | None = None) -> int:
+    """Run the check of a saved case once; exit 1 if it still fails.  `kernel` replaces the
+    target the file names; `root` is where its path is relative to (actverify/replays.py)."""
     from actverify.properties import all_properties
-    from actverify.targets import resolve_target
+    from actverify.replays import replay_command, replay_target
 
     blob = torch.load(path, weights_only=False)
-    target = resolve_target(blob["target"], blob["activation"])
+    target = replay_target(blob, kernel=kernel, root=root)
     subject = Subject(target, float_format(blob["dtype"]), blob["device"],
                       policy_named(blob["policy"]))
     prop = all_properties()[blob["property"]]
@@ -267,8 +278,10 @@ def main_replay(path: str) -> int:
     except (Violation, TargetMisbehaved) as v:
         outcome = Outcome(prop.name, target.activation, target.name, subject.fmt.name,
                           subject.device, subject.policy.name, "failed",
-                          failure=failure_from(v, subject, prop, case, Path(path).parent))
-        outcome.failure.replay = f"python -m actverify replay {path}"
+                          failure=failure_from(v, subject, prop, case, None))
+        outcome.failure.replay = replay_command(
+            Path(path), loadable=kernel is None,
+            kernel_name=getattr(kernel, "__name__", None) or target.name)
         print(format_failure(outcome))
         return 1
     print(f"{prop.name} holds for {target.name} on the saved case ({path})")

@@ -9,6 +9,11 @@ simple ones, so a failure ends on a small tensor whose offending values Hypothes
 
 bfloat16 has no Hypothesis width: all formats are drawn as bit patterns, which covers every
 subnormal, both zeros, infinities and NaN uniformly across formats.
+
+The public strategies (`__all__`, docs/usage.md) work in anyone's `@given` test.  Like
+`hypothesis.extra.numpy`, they take a format as a name ('float16', 'bf16', 'torch.float32')
+or a torch dtype, an activation as a name or a spec, and raise
+`hypothesis.errors.InvalidArgument` for a bad argument when the strategy is built.
 """
 
 from __future__ import annotations
@@ -21,16 +26,49 @@ from typing import Any
 import numpy as np
 import torch
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from actverify.devices import resolve_device
 from actverify.dtypes import FloatFormat, float_format
+from actverify.errors import UsageError
+
+__all__ = ["floats", "shapes", "tensors", "layouts", "cases", "special_values", "Case",
+           "apply_layout", "LAYOUTS"]
+
+
+def _format(fmt: FloatFormat | str | torch.dtype) -> FloatFormat:
+    """A format from a name, a torch dtype or a FloatFormat; InvalidArgument otherwise."""
+    try:
+        return float_format(fmt)
+    except UsageError as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+def _device(device: str) -> str:
+    try:
+        return resolve_device(device)
+    except UsageError as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+def _spec(spec):
+    """An activation spec from its name (or the spec itself); InvalidArgument otherwise."""
+    from actverify.spec import ActivationSpec, get_spec
+
+    if isinstance(spec, ActivationSpec):
+        return spec
+    try:
+        return get_spec(spec)
+    except (UsageError, KeyError, TypeError) as exc:
+        raise InvalidArgument(str(exc)) from None
 
 # ---------------------------------------------------------------------------------- values
 
 
-def special_values(fmt: FloatFormat, *, allow_nan: bool = True, allow_infinity: bool = True
-                   ) -> tuple[float, ...]:
+def special_values(fmt: FloatFormat | str | torch.dtype, *, allow_nan: bool = True,
+                   allow_infinity: bool = True) -> tuple[float, ...]:
     """+-0, +-1, the smallest subnormal, the largest subnormal, tiny, max, and inf/NaN if allowed."""
+    fmt = _format(fmt)
     largest_sub = fmt.tiny - fmt.smallest_subnormal
     vals = [0.0, 1.0, fmt.smallest_subnormal, largest_sub, fmt.tiny, fmt.max, 0.5, 2.0]
     vals = vals + [-v for v in vals]
@@ -57,12 +95,12 @@ def neighbourhood(fmt: FloatFormat, centres: Sequence[float], *, ulps: int = 3) 
     return tuple(sorted(unique.double().tolist()))
 
 
-def floats(fmt: FloatFormat | str, *, allow_nan: bool = True, allow_infinity: bool = True,
-           allow_subnormal: bool = True, thresholds: Sequence[float] = ()
-           ) -> st.SearchStrategy[float]:
+def floats(fmt: FloatFormat | str | torch.dtype, *, allow_nan: bool = True,
+           allow_infinity: bool = True, allow_subnormal: bool = True,
+           thresholds: Sequence[float] = ()) -> st.SearchStrategy[float]:
     """Floats exactly representable in `fmt`: any bit pattern, special values, or values within a
     few ulps of `thresholds` (where an activation saturates or a naive formula overflows)."""
-    fmt = float_format(fmt) if isinstance(fmt, str) else fmt
+    fmt = _format(fmt)
 
     def from_bits(b: int) -> float:
         return float(fmt.from_bits(torch.tensor([fmt.signed(b, fmt.bits)]))[0])
@@ -102,7 +140,7 @@ def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
     draw in ten is large.
     """
     if not 0 <= min_dims <= max_dims <= 6:
-        raise ValueError(f"need 0 <= min_dims <= max_dims <= 6, got {min_dims}, {max_dims}")
+        raise InvalidArgument(f"need 0 <= min_dims <= max_dims <= 6, got {min_dims}, {max_dims}")
     if max_dims == 0:
         return st.just(())
 
@@ -168,12 +206,28 @@ class Case:
                 f"layout={self.layout}, params={self.params})")
 
 
-@st.composite
-def tensors(draw, *, fmt: FloatFormat, device: str = "cpu",
+def tensors(*, fmt: FloatFormat | str | torch.dtype, device: str = "cpu",
             shape: st.SearchStrategy[tuple[int, ...]] | None = None,
             allow_nan: bool = True, allow_infinity: bool = True,
-            thresholds: Sequence[float] = (), max_drawn: int = 8) -> torch.Tensor:
-    """A contiguous tensor of `fmt` on `device`; see the module docstring for how it is built."""
+            thresholds: Sequence[float] = (), max_drawn: int = 8
+            ) -> st.SearchStrategy[torch.Tensor]:
+    """Contiguous tensors of `fmt` on `device`; see the module docstring for how they are
+    built.  `shape`: a strategy of shapes (default `shapes()`)."""
+    if shape is not None and not isinstance(shape, st.SearchStrategy):
+        raise InvalidArgument(f"shape must be a strategy of shapes, e.g. st.just((3, 4)); "
+                              f"got {shape!r}")
+    if not isinstance(max_drawn, int) or max_drawn < 0:
+        raise InvalidArgument(f"max_drawn must be an integer >= 0, got {max_drawn!r}")
+    return _tensors(fmt=_format(fmt), device=_device(device), shape=shape, allow_nan=allow_nan,
+                    allow_infinity=allow_infinity, thresholds=tuple(thresholds),
+                    max_drawn=max_drawn)
+
+
+@st.composite
+def _tensors(draw, *, fmt: FloatFormat, device: str,
+             shape: st.SearchStrategy[tuple[int, ...]] | None, allow_nan: bool,
+             allow_infinity: bool, thresholds: Sequence[float], max_drawn: int
+             ) -> torch.Tensor:
     shp = draw(shape if shape is not None else shapes())
     n = math.prod(shp)
     recipe = draw(st.sampled_from(FILLS))
@@ -245,18 +299,29 @@ def params_for(spec, ndim: int, *, monotone_only: bool = False,
     return drawn.filter(spec.is_monotone) if monotone_only else drawn
 
 
-@st.composite
-def cases(draw, *, spec, fmt: FloatFormat | str, device: str = "cpu",
+def cases(*, spec, fmt: FloatFormat | str | torch.dtype, device: str = "cpu",
           shape: st.SearchStrategy[tuple[int, ...]] | None = None,
           allow_nan: bool = True, allow_infinity: bool = True, layout: bool = False,
           inplace: bool = False, monotone_only: bool = False,
-          where: Callable[[dict, int], bool] | None = None) -> Case:
-    """A Case for `spec`: a tensor with values concentrated at the spec's thresholds, the
-    spec's parameters, and (if `layout`) a non-contiguous memory layout."""
-    fmt = float_format(fmt) if isinstance(fmt, str) else fmt
-    device = resolve_device(device)
-    x = draw(tensors(fmt=fmt, device=device, shape=shape, allow_nan=allow_nan,
-                     allow_infinity=allow_infinity, thresholds=spec.thresholds(fmt)))
+          where: Callable[[dict, int], bool] | None = None) -> st.SearchStrategy[Case]:
+    """Cases for `spec` (an activation's name or its spec): a tensor with values concentrated
+    at the activation's thresholds, its parameters, and (if `layout`) a non-contiguous memory
+    layout."""
+    if shape is not None and not isinstance(shape, st.SearchStrategy):
+        raise InvalidArgument(f"shape must be a strategy of shapes, got {shape!r}")
+    return _cases(spec=_spec(spec), fmt=_format(fmt), device=_device(device), shape=shape,
+                  allow_nan=allow_nan, allow_infinity=allow_infinity, layout=layout,
+                  inplace=inplace, monotone_only=monotone_only, where=where)
+
+
+@st.composite
+def _cases(draw, *, spec, fmt: FloatFormat, device: str,
+           shape: st.SearchStrategy[tuple[int, ...]] | None, allow_nan: bool,
+           allow_infinity: bool, layout: bool, inplace: bool, monotone_only: bool,
+           where: Callable[[dict, int], bool] | None) -> Case:
+    x = draw(_tensors(fmt=fmt, device=device, shape=shape, allow_nan=allow_nan,
+                      allow_infinity=allow_infinity, thresholds=spec.thresholds(fmt),
+                      max_drawn=8))
     params = draw(params_for(spec, x.ndim, monotone_only=monotone_only, where=where))
     name = draw(layouts(inplace=inplace)) if layout else "contiguous"
     laid = apply_layout(x, name)

@@ -86,6 +86,10 @@ def load_callable(reference: str) -> Callable:
             sys.modules[mod_name] = module
             spec.loader.exec_module(module)
         else:
+            # As under `python -m`: a module of the current directory (the project root) is
+            # importable from the `actverify` command too.
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
             module = importlib.import_module(where)
     except UsageError:
         raise

@@ -1,13 +1,4 @@
-"""Property suite: derivatives (gradient accuracy with random upstream gradients, linearity,
-ranges, symmetry, kinks, second derivatives, gradcheck, entry points, no gradient for step).
+"""This project's property suite: actverify.testsuite.test_derivatives, run against PyTorch's own
+kernels (or the kernels --actverify-target names).  See actverify/testsuite/."""
 
-Parametrized in conftest.py; the properties are stated in actverify/properties/derivatives.py.
-"""
-
-from actverify.suite import check
-
-GROUP = "derivatives"
-
-
-def test_property(subject_property):
-    check(subject_property)
+from actverify.testsuite.test_derivatives import GROUP, test_property  # noqa: F401

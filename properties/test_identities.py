@@ -1,13 +1,4 @@
-"""Property suite: symmetry, tanh = 2 sigmoid(2x) - 1, relu(x) - relu(-x) = x, leaky ReLU's two sides.
+"""This project's property suite: actverify.testsuite.test_identities, run against PyTorch's own
+kernels (or the kernels --actverify-target names).  See actverify/testsuite/."""
 
-Parametrized in conftest.py over every applicable (property, target, dtype, device); the
-properties themselves are stated in actverify/properties/identities.py.
-"""
-
-from actverify.suite import check
-
-GROUP = "identities"
-
-
-def test_property(subject_property):
-    check(subject_property)
+from actverify.testsuite.test_identities import GROUP, test_property  # noqa: F401

@@ -336,9 +336,10 @@ def test_a_failure_fuzzing_found_is_replayed_from_redis_by_a_separate_run(
     summary = json.loads(summary_path.read_text())
     assert status == 1, summary
     assert [f["test"] for f in summary["failures"]] == [
-        f"properties/test_values.py::test_property[accuracy-sigmoid-{kernel}:sigmoid-float32-cpu]"]
+        "actverify.testsuite.test_values::test_property"
+        f"[accuracy-sigmoid-{kernel}:sigmoid-float32-cpu]"]
     failure = summary["failures"][0]
-    assert "unexpected NaN" in failure["text"] and "--hypothesis-profile replay" in \
+    assert "unexpected NaN" in failure["text"] and "--hypothesis-profile actverify-replay" in \
         failure["reproduce"] and f"ACTVERIFY_DB={redis_url}" in failure["reproduce"]
     assert summary["examples_counted"] and summary["examples"] >= 1
     shared = _snapshot(redis_url)
@@ -347,7 +348,7 @@ def test_a_failure_fuzzing_found_is_replayed_from_redis_by_a_separate_run(
     # 2. a separate run that only replays what its database holds: with an empty database it
     #    generates nothing and passes; with the shared one (read-only) it fails at once.
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "properties"), f"--rootdir={ROOT}",
-           "-p", "no:cacheprovider", "--hypothesis-profile", "replay",
+           "-p", "no:cacheprovider", "--hypothesis-profile", "actverify-replay",
            "--actverify-target", target, *select]
     runs = {
         "control": subprocess.Popen(cmd, cwd=control, stdout=subprocess.PIPE,

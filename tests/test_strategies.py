@@ -17,7 +17,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import NoSuchExample
+from hypothesis.errors import InvalidArgument, NoSuchExample
 
 from actverify.dtypes import DTYPE_NAMES, FORMATS, FloatFormat
 from actverify.spec import ActivationSpec, get_spec, registry
@@ -308,7 +308,7 @@ def test_shapes_respect_allow_empty_and_allow_large(shape: tuple[int, ...]) -> N
 
 @pytest.mark.parametrize(("min_dims", "max_dims"), [(-1, 2), (3, 2), (0, 7)])
 def test_shapes_reject_impossible_bounds(min_dims: int, max_dims: int) -> None:
-    with pytest.raises(ValueError, match="min_dims <= max_dims <= 6"):
+    with pytest.raises(InvalidArgument, match="min_dims <= max_dims <= 6"):
         shapes(min_dims=min_dims, max_dims=max_dims)
 
 
