@@ -14,6 +14,7 @@ import pytest
 from hypothesis import settings
 
 from actverify import profiles  # noqa: F401  (registers the Hypothesis profiles)
+from actverify import threads
 from actverify.accuracy import POLICIES, policy_named
 from actverify.devices import available_devices, resolve_device
 from actverify.dtypes import DTYPE_NAMES, float_format
@@ -50,6 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Bad options stop the run at once with status 2 and one line saying what to fix
     (an absent device is an error, never a silent skip)."""
+    threads.configure_pytest(config)  # one intra-op thread per process (actverify.threads)
     if profiles.DATABASE_ERROR:  # a malformed ACTVERIFY_DB
         pytest.exit(f"actverify: {profiles.DATABASE_ERROR}", returncode=2)
     try:

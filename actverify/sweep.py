@@ -56,6 +56,8 @@ from actverify.properties.values import judge
 from actverify.spec import ActivationSpec, get_spec, registry
 from actverify.strategies import Case
 from actverify.targets import Target, builtin_targets
+from actverify.threads import limited as limited_threads
+from actverify.threads import resolve as resolve_threads
 
 # ------------------------------------------------------------------------------ histogram
 
@@ -1306,19 +1308,6 @@ def _specials(s: Subject, params: dict, *, backward: bool) -> list[dict]:
 # ------------------------------------------------------------------------------ entry points
 
 
-@contextlib.contextmanager
-def _threads(n: int | None):
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _progress(enabled: bool, total: int, label: str):
     if not enabled:
         return contextlib.nullcontext(None)
@@ -1427,7 +1416,7 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
     chunk = FAST_CHUNK if fast is not None else EXACT_CHUNK
     show = all_float32 if progress is None else progress
     try:
-        with _threads(threads or (os.cpu_count() if all_float32 else None)), \
+        with limited_threads(resolve_threads(threads=threads, work="sweep")), \
                 _progress(show, n, f"{target.name} {fmt.name}") as bar:
             task = bar.add_task("", total=n) if bar is not None else None
             for start, step, count, keys in keyset.chunks(chunk):
