@@ -923,8 +923,10 @@ def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Ten
         bad = bad | (valid & (yd == 0) & (r == 0) & (_negative(yd) != _negative(r)))
     zero = torch.zeros_like(valid)
     if cfg.monotone:
-        # the next input and output (the last pairs with itself, and is masked anyway)
-        x_next, y_next = torch.cat([x[1:], x[-1:]]), torch.cat([y[1:], y[-1:]])
+        # the next input and output (the last pairs with a zero, and is masked anyway); a
+        # pad, unlike a concatenation, compiles into shifted loads in the one fused loop
+        x_next = torch.nn.functional.pad(x[1:], (0, 1))
+        y_next = torch.nn.functional.pad(y[1:], (0, 1))
         pairs = ((index < nvalid - 1) & _defined(cfg, x, params)
                  & _defined(cfg, x_next, params))
         mono = pairs & ~(y_next >= y)
