@@ -124,8 +124,8 @@ def float32_sigmoid(stride: int, repeats: int, threads: int | None) -> None:
         rate, cpu_rate = r.n_inputs / wall / 1e6, r.n_inputs / (wall * load) / 1e6
         print(f"float32 sigmoid forward, {label}: {r.n_inputs:,} values (every {stride}th "
               f"pattern) in {wall:.2f} s = {rate:6.1f} M values/s ({rate / bare_rate:.2f}x the "
-              f"bare pass), {cpu_rate:6.1f} M values per CPU-second ({cpu_rate / bare_cpu_rate:.2f}x"
-              f") [{load:.1f} CPUs busy, {r.engine}; max {fwd.max_ulp:.4g} ulp at x = "
+              f"bare pass), {cpu_rate:6.1f} M values per CPU-second "
+              f"({cpu_rate / bare_cpu_rate:.2f}x) [{load:.1f} CPUs busy, {r.engine}; max {fwd.max_ulp:.4g} ulp at x = "
               f"{fwd.max_at['x']!r}]", flush=True)
 
 
