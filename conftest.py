@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from hypothesis import settings
 
-from actverify import profiles
+from actverify import profiles, threads
 from actverify.errors import UsageError
 
 try:
     settings.load_profile(profiles.chosen_profile("dev"))
 except UsageError:  # a misspelt ACTVERIFY_PROFILE: the plugin stops the run with status 2
     pass
+
+
+def pytest_configure(config) -> None:
+    # tests/ call kernels on example-sized tensors too: one intra-op thread per process, the
+    # parallelism from xdist workers (actverify.threads).
+    threads.configure_pytest(config)

@@ -29,6 +29,7 @@ from actverify.accuracy import POLICIES
 from actverify.dtypes import DTYPE_NAMES
 from actverify.errors import UsageError
 from actverify.profiles import PROFILES
+from actverify.threads import add_argument as add_threads_argument
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +52,7 @@ def _common(p: argparse.ArgumentParser, *, profile: str = "report") -> None:
                         f"else {profile})")
     p.set_defaults(default_profile=profile)
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_threads_argument(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,14 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", metavar="DIR", help="write the report, plots and JSON here")
     sweep.add_argument("--format", default="html", choices=["html", "md"],
                        help="report format: self-contained HTML, or Markdown with PNG files")
+    add_threads_argument(sweep, work="sweep")
     sub.add_parser("targets", help="list PyTorch's entry points and registered kernels")
     gpu = sub.add_parser("gpu-check", help="run the CUDA checks (a no-op report without a GPU)")
     gpu.add_argument("out", help="folder for summary.json, summary.md and the reports")
     gpu.add_argument("--profile", default="dev", choices=sorted(PROFILES))
+    add_threads_argument(gpu)
     replay = sub.add_parser("replay", help="re-run one saved failing case")
     replay.add_argument("path", help="a replay file named in a failure report")
     replay.add_argument("--root", metavar="DIR", help="the project root the target's path is "
                         "relative to (default: the current directory, else the one recorded)")
+    add_threads_argument(replay)
     from actverify.fuzz import add_arguments as fuzz_arguments
 
     fuzz_arguments(sub.add_parser("fuzz", help="fuzz the property suite for a time budget, "
@@ -199,6 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if DATABASE_ERROR:  # a malformed ACTVERIFY_DB
             raise UsageError(DATABASE_ERROR)
         args = build_parser().parse_args(argv)
+        if hasattr(args, "threads") and args.command != "fuzz":  # fuzz: its workers' count
+            from actverify.threads import apply as apply_threads
+
+            apply_threads(threads=args.threads,
+                          work="sweep" if args.command == "sweep" else "properties")
         if args.command == "fuzz":
             from actverify.fuzz import run_args
 

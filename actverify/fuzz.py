@@ -62,6 +62,8 @@ from typing import TextIO
 from pluggy import HookimplMarker
 
 from actverify.errors import UsageError
+from actverify.threads import add_argument as add_threads_argument, child_env
+from actverify.threads import resolve as resolve_threads
 
 hookimpl = HookimplMarker("pytest")
 
@@ -548,13 +550,14 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
          shard: str | None = None, read_only_db: bool = False,
          pytest_args: Sequence[str] = (), seed: int | None = None,
          junitxml: str | None = None, json_path: str | None = None,
-         out: TextIO | None = None) -> int:
+         out: TextIO | None = None, threads: int | None = None) -> int:
     """Fuzz the property suite for `minutes` with `workers` xdist workers; see the module doc.
 
     `targets`: TARGET=ACTIVATION strings (empty: PyTorch's own entry points); `db`: an
     example database URL (actverify.database; None: ACTVERIFY_DB, else .hypothesis/examples);
     `shard`: 'K/N'; `pytest_args`: more pytest arguments (e.g. ['-k', 'accuracy',
-    '--actverify-dtype', 'float32']).  Returns 0 (budget spent, no failure), 1 (a property
+    '--actverify-dtype', 'float32']); `threads`: intra-op threads of each worker (None:
+    OMP_NUM_THREADS, else one).  Returns 0 (budget spent, no failure), 1 (a property
     failed) or 2 (usage error: also raised as UsageError before anything runs).
     """
     out = out or sys.stdout
@@ -565,6 +568,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
         raise UsageError(f"--minutes must be a positive number, got {minutes!r}")
     if not isinstance(workers, int) or workers < 0:
         raise UsageError(f"--workers must be 0 (no worker processes) or more, got {workers!r}")
+    resolve_threads(threads=threads)  # a bad --threads or OMP_NUM_THREADS: usage error now
     if shard is not None:
         shard = "{}/{}".format(*parse_shard(shard))
     root = _suite_root()
@@ -594,8 +598,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     env[PROGRESS_ENV] = str(progress)
     env[ENV_VAR] = effective or ""
     env[READ_ONLY_ENV_VAR] = "1" if (effective and read_only_db) else "0"
-    if workers > 1 and "OMP_NUM_THREADS" not in env:  # one core's worth of threads each
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    child_env(env, threads=threads)  # intra-op threads per worker (actverify.threads)
     # The suite's own rootdir, an empty ini file and a conftest cut at the suite: the project's
     # pytest configuration (addopts, conftest.py files) stays out of the rounds.  `-p
     # actverify` loads the plugin even where PYTEST_DISABLE_PLUGIN_AUTOLOAD is set.
@@ -831,6 +834,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="seed of the test order (default: random)")
     p.add_argument("--junitxml", metavar="PATH", help="write the JUnit XML of all rounds here")
     p.add_argument("--json", metavar="PATH", help="write a JSON summary here")
+    add_threads_argument(p)
     p.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
                    help="more pytest arguments after --, e.g. -- -k accuracy "
                         "--actverify-dtype float32")
@@ -839,7 +843,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_args(args: argparse.Namespace) -> int:
     return fuzz(targets=args.target, minutes=args.minutes, workers=args.workers, db=args.db,
                 shard=args.shard, read_only_db=args.read_only_db, pytest_args=args.pytest_args,
-                seed=args.seed, junitxml=args.junitxml, json_path=args.json)
+                seed=args.seed, junitxml=args.junitxml, json_path=args.json,
+                threads=args.threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from actverify import profiles
+from actverify import profiles, threads
 from actverify.errors import UsageError
 
 # --actverify-shard K/N, --actverify-order SEED, --actverify-max-examples N (docs/ci.md)
@@ -83,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
     options = _options_given(config)
     if not options and not any(os.environ.get(v) for v in (profiles.ENV_VAR, "ACTVERIFY_DB")):
         return
+    threads.configure_pytest(config)  # one intra-op thread per process (actverify.threads)
     if profiles.DATABASE_ERROR:  # a malformed ACTVERIFY_DB
         _stop(profiles.DATABASE_ERROR)
     try:

@@ -29,6 +29,8 @@ from actverify.properties import Property, Subject, Violation, properties_for
 from actverify.properties.base import _HUNG, CALL_TIMEOUT, TargetMisbehaved, observing
 from actverify.strategies import Case
 from actverify.targets import Target
+from actverify.threads import limited as limited_threads
+from actverify.threads import resolve as resolve_threads
 
 REPLAY_DIR = Path(".actverify") / "replay"
 
@@ -170,7 +172,7 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
     finished = track_progress(outcome)
     token = CALL_TIMEOUT.set(call_timeout)
     try:
-        with observing(sink):
+        with observing(sink), limited_threads(resolve_threads(work="properties")):
             test()
     except Violation as v:
         outcome.status = "failed"

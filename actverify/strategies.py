@@ -18,6 +18,7 @@ or a torch dtype, an activation as a name or a spec, and raise
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,13 @@ def _round_to(fmt: FloatFormat, values: Sequence[float]) -> torch.Tensor:
 
 def neighbourhood(fmt: FloatFormat, centres: Sequence[float], *, ulps: int = 3) -> tuple[float, ...]:
     """Every value within `ulps` steps of each centre (both signs), as Python floats."""
+    return _neighbourhood(fmt, tuple(centres), ulps)
+
+
+# Strategies and value tables are built once per argument set: Hypothesis validates every new
+# strategy object on its first draw, which cost about a sixth of the drawing time of a check.
+@functools.lru_cache(maxsize=256)
+def _neighbourhood(fmt: FloatFormat, centres: tuple[float, ...], ulps: int) -> tuple[float, ...]:
     base = _round_to(fmt, [c for v in centres for c in (v, -v)])
     bits = fmt.bits_of(base)
     steps = torch.arange(-ulps, ulps + 1)
@@ -101,7 +109,12 @@ def floats(fmt: FloatFormat | str | torch.dtype, *, allow_nan: bool = True,
     """Floats exactly representable in `fmt`: any bit pattern, special values, or values within a
     few ulps of `thresholds` (where an activation saturates or a naive formula overflows)."""
     fmt = _format(fmt)
+    return _floats(fmt, allow_nan, allow_infinity, allow_subnormal, tuple(thresholds))
 
+
+@functools.lru_cache(maxsize=256)
+def _floats(fmt: FloatFormat, allow_nan: bool, allow_infinity: bool, allow_subnormal: bool,
+            thresholds: tuple[float, ...]) -> st.SearchStrategy[float]:
     def from_bits(b: int) -> float:
         return float(fmt.from_bits(torch.tensor([fmt.signed(b, fmt.bits)]))[0])
 
@@ -131,6 +144,7 @@ WIDE_ROWS = (513, 577, 769, 1023, 1025, 2049, 4097)
 LARGE_SHAPES = ((65537,), (257, 263), (3, 129, 171))
 
 
+@functools.lru_cache(maxsize=256)  # see _neighbourhood
 def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
            allow_large: bool = True) -> st.SearchStrategy[tuple[int, ...]]:
     """Shapes from 0-d and empty through odd sizes to tensors of more than 65,536 elements.

@@ -9,7 +9,11 @@
 2. float32: sigmoid, forward only, through the fused pass over every STRIDE-th bit pattern of
    the whole float32 space (2^32 / STRIDE values), once accuracy-only and once with the
    monotonicity and point-symmetry checks; the median values/s (target: 200 M/s on 2 cores).
-   The compile time of the fused pass is printed separately and not counted.
+   The compile time of the fused pass is printed separately and not counted.  Both are also
+   given as a ratio to a bare fused pass over the same inputs (the kernel, then one compiled
+   function: float64 reference, ulp error, maximum; nothing else), measured in the same run:
+   what the sweep's verdicts, histogram, checks and bookkeeping cost on top of the least a
+   sweep must do.
 
 Each line also gives the CPU time used per second of wall time, so that figures taken on a
 busy machine can be told apart from the machine's capacity.
@@ -20,15 +24,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import types
+from collections.abc import Callable
 
 import torch
 
 from actverify.spec import registry
 from actverify.sweep import builtin_sweep_targets, sweep_elementwise
+from actverify.threads import limited, resolve
 
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:
-    """(median wall seconds, median CPU seconds / wall seconds, last result)."""
+    """(median wall seconds, median CPU seconds / wall seconds, last result).  On a shared
+    machine values per CPU-second (wall x load) are the steadier figure: time the scheduler
+    gives to other processes counts in the wall time only."""
     walls, loads, result = [], [], None
     for _ in range(repeats):
         w, c = time.perf_counter(), time.process_time()
@@ -55,6 +64,36 @@ def sixteen_bit(repeats: int) -> float:
     return total
 
 
+def bare_fused_pass(stride: int, threads: int | None) -> Callable[[], float]:
+    """The baseline: every STRIDE-th float32 pattern through torch.sigmoid (eager) and one
+    compiled pass computing the float64 reference, |y - r| / ulp(r) and its maximum, in
+    chunks of the sweep's size; nothing else (no verdicts, counts, histogram or checks)."""
+    from actverify.dtypes import float_format
+    from actverify.sweep import FAST_CHUNK, TORCH_REFERENCES, _inv_ulp
+
+    ref = TORCH_REFERENCES["sigmoid"]
+    fmt = float_format("float32")
+    cfg = types.SimpleNamespace(emin=fmt.emin, emax=fmt.emax, precision=fmt.precision)
+
+    def bare(x: torch.Tensor, y: torch.Tensor, cfg) -> torch.Tensor:
+        r = ref(x.double(), {})[0]
+        return ((y.double() - r).abs() * _inv_ulp(r, cfg)).nan_to_num(0.0).max()
+
+    compiled = torch.compile(lambda x, y: bare(x, y, cfg), dynamic=False)
+    n_total = (1 << 32) // stride
+
+    def run() -> None:
+        with limited(resolve(threads=threads, work="sweep")):
+            for i in range(0, n_total, FAST_CHUNK):
+                bits = torch.arange(i * stride, (i + FAST_CHUNK) * stride, stride,
+                                    dtype=torch.int64) - (1 << 31)
+                x = bits.to(torch.int32).view(torch.float32)
+                compiled(x, torch.sigmoid(x)).item()
+
+    run()  # compiles
+    return run
+
+
 def float32_sigmoid(stride: int, repeats: int, threads: int | None) -> None:
     target = builtin_sweep_targets(["sigmoid"])[0]
     warm = time.perf_counter()
@@ -67,15 +106,26 @@ def float32_sigmoid(stride: int, repeats: int, threads: int | None) -> None:
     wall, load, _ = timed(lambda: torch.sigmoid(x), max(repeats, 5))
     print(f"float32 torch.sigmoid alone (context): {(1 << 22) / wall / 1e6:6.0f} M values/s "
           f"[{load:.1f} CPUs busy]", flush=True)
+    bare = bare_fused_pass(stride, threads)
+    n = (1 << 32) // stride
+    wall, load, _ = timed(bare, repeats)
+    bare_rate, bare_cpu_rate = n / wall / 1e6, n / (wall * load) / 1e6
+    print(f"float32 sigmoid, bare fused pass (kernel + reference + ulp error + max, nothing "
+          f"else): {bare_rate:6.1f} M values/s, {bare_cpu_rate:6.1f} M values per CPU-second "
+          f"(the baseline) [{load:.1f} CPUs busy]", flush=True)
     for label, checks in (("accuracy only", ()),
                           ("accuracy + monotonic + point_symmetry", None)):
+        sweep_elementwise(target, fmt="float32", backward=False, engine="fast", checks=checks,
+                          bit_range=(0x3F000000, 0x3F000000 + (1 << 16)), threads=threads)
         wall, load, r = timed(lambda: sweep_elementwise(
             target, fmt="float32", backward=False, engine="fast", stride=stride,
             checks=checks, threads=threads), repeats)
         fwd = r.passes["forward"]
+        rate, cpu_rate = r.n_inputs / wall / 1e6, r.n_inputs / (wall * load) / 1e6
         print(f"float32 sigmoid forward, {label}: {r.n_inputs:,} values (every {stride}th "
-              f"pattern) in {wall:.2f} s = {r.n_inputs / wall / 1e6:6.1f} M values/s "
-              f"[{load:.1f} CPUs busy, {r.engine}; max {fwd.max_ulp:.4g} ulp at x = "
+              f"pattern) in {wall:.2f} s = {rate:6.1f} M values/s ({rate / bare_rate:.2f}x the "
+              f"bare pass), {cpu_rate:6.1f} M values per CPU-second "
+              f"({cpu_rate / bare_cpu_rate:.2f}x) [{load:.1f} CPUs busy, {r.engine}; max {fwd.max_ulp:.4g} ulp at x = "
               f"{fwd.max_at['x']!r}]", flush=True)
 
 
