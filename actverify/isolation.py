@@ -1,78 +1,221 @@
-"""Isolation mode: each (dtype, device) runs in a child process, so a kernel that crashes the
-process or hangs inside C code becomes a finding instead of ending the run.
+"""The supervising parent: the kernel runs in a worker process, the parent keeps the report.
 
-The child runs the properties one by one and reports each as it starts and as it ends; when
-the child dies or stops answering, the property it was running is recorded as a crash or a
-hang, and a fresh child carries on with the rest.  Results gathered so far are kept.
+One worker serves a whole run: it imports the target (the parent never runs the kernel's
+code), plans the check, and runs the properties one at a time as the parent asks.  When the
+worker dies (a segmentation fault, `os._exit`, a kernel that kills its process), the property
+it was running is a finding, and a fresh worker carries on with the next one.
+
+Time limits.  Every call of the target's code (forward, and the backward autograd runs) gets
+the caller's `call_timeout`.  Inside the worker an alarm stops a call that outlives it, as in
+the in-process mode; a call stuck in C code never returns to Python to see the alarm, so the
+worker also publishes, in shared memory, the time by which the current call must return, and
+the parent stops the worker when that time is `grace(call_timeout)` past.  Nothing else is
+timed: a property may take as long as its calls do.  A call that outlives its limit is
+"timed out" (the run is incomplete), never a violation: slow and hung look alike from outside,
+and the report says how to raise the limit.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Callable
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
 
-from actverify.runner import Failure, Outcome
+from actverify.errors import UsageError
+from actverify.plan import Plan
+from actverify.runner import Failure, Outcome, mark_timed_out
+
+POLL_SECONDS = 0.05  # how often the parent looks at the worker while it runs a property
 
 
-def _child(conn, source: str, activation: str, dtype: str, device: str, policy: str,
-           kink: str, profile: str, names: list[str], call_timeout: float | None) -> None:
+def grace(call_timeout: float) -> float:
+    """How long past a call's limit the parent waits before it stops the worker: time for the
+    worker's own alarm to end a call that is in Python (it then reports the timeout itself)."""
+    return 1.0 + 0.25 * call_timeout
+
+
+def _die_with_parent() -> None:
+    """The worker must not outlive the parent, even while its main thread is stuck in C."""
+    try:  # Linux: the kernel sends SIGKILL when the parent goes
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+    parent = os.getppid()
+
+    def watch() -> None:  # elsewhere (and as a second line): notice the parent has gone
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="actverify-parent-watch").start()
+
+
+def _worker(conn, deadline, source: str, activation: str, policy: str, kink: str,
+            profile: str, max_examples: int | None, call_timeout: float, plan_args: dict
+            ) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
     from actverify.accuracy import policy_named
     from actverify.dtypes import float_format
+    from actverify.plan import plan_check
     from actverify.profiles import profile_settings
-    from actverify.properties import Subject, all_properties
+    from actverify.properties import Subject, all_properties, base
     from actverify.runner import run_property
     from actverify.targets import resolve_target
 
-    target = resolve_target(source, activation)
-    subject = Subject(target, float_format(dtype), device, policy_named(policy, kink=kink))
-    settings = profile_settings(profile)
-    props = all_properties()
-    for name in names:
-        conn.send(("start", name))
+    def publish(when: float) -> None:
+        deadline.value = when
+
+    base.CALL_WATCH = publish
+    try:
+        target = resolve_target(source, activation)
+        plan = plan_check(target, **plan_args)
+    except UsageError as exc:
+        conn.send(("usage", str(exc)))
+        return
+    conn.send(("ready", plan))
+    pol, settings, props = policy_named(policy, kink=kink), profile_settings(profile), \
+        all_properties()
+    if max_examples is not None:
+        from hypothesis import settings as Settings
+
+        settings = Settings(settings, max_examples=max_examples)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message[0] != "run":
+            return
+        _, dtype, device, name = message
+        subject = Subject(target, float_format(dtype), device, pol)
         conn.send(("done", run_property(props[name], subject, settings=settings,
                                         call_timeout=call_timeout)))
-    conn.send(("finished", None))
 
 
-def run_isolated(*, source: str, activation: str, target_name: str, dtype: str, device: str,
-                 policy: str, kink: str, profile: str, names: list[str],
-                 call_timeout: float | None, property_timeout: float,
-                 on_outcome: Callable[[Outcome], None]) -> None:
-    """Run `names` against the target in child processes; report every outcome."""
-    ctx = mp.get_context("spawn")
-    todo = list(names)
-    while todo:
-        parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(child, source, activation, dtype, device, policy,
-                                                kink, profile, todo, call_timeout), daemon=True)
-        proc.start()
+def _exit_words(code: int | None) -> str:
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"ended the process with exit status {code} (sys.exit or os._exit in the kernel?)"
+
+
+class Supervisor:
+    """A worker for `source`, watched; `run` gives the outcome of one property on one
+    (dtype, device), whatever the kernel does.  Use as a context manager: the worker never
+    outlives the block."""
+
+    def __init__(self, *, source: str, activation: str | None, policy: str, kink: str,
+                 profile: str, call_timeout: float, dtypes: Sequence[str],
+                 devices: Sequence[str], properties: Sequence[str] | None = None,
+                 max_examples: int | None = None) -> None:
+        self._args = dict(source=source, activation=activation, policy=policy, kink=kink,
+                          profile=profile, max_examples=max_examples, call_timeout=call_timeout,
+                          plan_args=dict(dtypes=list(dtypes), devices=list(devices),
+                                         properties=list(properties) if properties else None))
+        self.call_timeout = call_timeout
+        self._ctx = mp.get_context("spawn")
+        self._proc = self._conn = self._deadline = None
+        self.plan: Plan | None = None
+        self.restarts = 0
+
+    def __enter__(self) -> "Supervisor":
+        self.plan = self._start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self) -> Plan:
+        parent, child = self._ctx.Pipe()
+        self._deadline = self._ctx.Value("d", 0.0, lock=False)
+        a = self._args
+        self._proc = self._ctx.Process(
+            target=_worker, daemon=True, name="actverify-worker",
+            args=(child, self._deadline, a["source"], a["activation"], a["policy"], a["kink"],
+                  a["profile"], a["max_examples"], a["call_timeout"], a["plan_args"]))
+        self._proc.start()
         child.close()
-        current, verdict = None, None
-        while True:
-            if not parent.poll(property_timeout + 60 if current is None else property_timeout):
-                verdict = f"hung: no result within {property_timeout:g} s (isolation mode)"
-                proc.kill()
-                break
-            try:
-                kind, payload = parent.recv()
-            except EOFError:
-                proc.join(5)
-                verdict = f"crashed the process (exit code {proc.exitcode})"
-                break
-            if kind == "start":
-                current = payload
-            elif kind == "done":
-                on_outcome(payload)
-                todo.remove(payload.property)
-                current = None
-            else:
-                break
+        self._conn = parent
+        try:
+            kind, payload = parent.recv()  # the kernel's import: not timed (it may compile)
+        except EOFError:
+            code = self._stop()
+            raise UsageError(f"cannot import {a['source']!r}: the worker importing it "
+                             f"{_exit_words(code)}") from None
+        if kind == "usage":
+            self._stop()
+            raise UsageError(payload)
+        return payload
+
+    def _stop(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if proc is None:
+            return None
+        if proc.is_alive():
+            proc.kill()
         proc.join(5)
-        if verdict is None:
-            return
-        if current is None:  # died before starting a property: nothing more can run
-            current = todo[0]
-        on_outcome(Outcome(current, activation, target_name, dtype, device, policy, "failed",
-                           failure=Failure(message=f"the target {verdict} while checking "
-                                                   f"{current}")))
-        todo.remove(current)
+        return proc.exitcode
+
+    def close(self) -> None:
+        self._stop()
+
+    def run(self, dtype: str, device: str, name: str) -> Outcome:
+        """Run property `name` on (dtype, device) in the worker; a death or a call stuck past
+        its limit is turned into the outcome, and the next call gets a fresh worker."""
+        if self._proc is None:
+            self._start()
+            self.restarts += 1
+        started = time.perf_counter()
+        self._deadline.value = 0.0
+        self._conn.send(("run", dtype, device, name))
+        while True:
+            try:
+                if self._conn.poll(POLL_SECONDS):
+                    kind, payload = self._conn.recv()
+                    return payload
+            except (EOFError, OSError):
+                return self._died(dtype, device, name, started)
+            if not self._proc.is_alive():
+                return self._died(dtype, device, name, started)
+            due = self._deadline.value
+            if due and time.monotonic() > due + grace(self.call_timeout):
+                self._stop()
+                outcome = self._outcome(dtype, device, name, "timed_out", started)
+                mark_timed_out(outcome, f"the target did not return within "
+                                        f"{self.call_timeout:g} s (call timeout; stuck outside "
+                                        "Python, so its worker process was stopped)")
+                return outcome
+
+    def _outcome(self, dtype: str, device: str, name: str, status: str, started: float
+                 ) -> Outcome:
+        from actverify.properties import all_properties
+
+        plan = self.plan
+        return Outcome(name, plan.activation, plan.target, dtype, device,
+                       self._policy_name(), status, kind=all_properties()[name].kind,
+                       seconds=time.perf_counter() - started)
+
+    def _policy_name(self) -> str:
+        from actverify.accuracy import policy_named
+
+        return policy_named(self._args["policy"], kink=self._args["kink"]).name
+
+    def _died(self, dtype: str, device: str, name: str, started: float) -> Outcome:
+        code = self._stop()
+        outcome = self._outcome(dtype, device, name, "failed", started)
+        outcome.failure = Failure(message=f"the target {_exit_words(code)} while {name} ran; "
+                                          "the run went on in a fresh worker process")
+        return outcome
