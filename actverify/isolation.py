@@ -92,7 +92,8 @@ def _worker(conn, deadline, source: str, activation: str, policy: str, kink: str
             return
         if message[0] != "run":
             return
-        _, dtype, device, name = message
+        _, dtype, device, name, env = message
+        os.environ.update(env)  # e.g. the pytest test it runs for (fuzz's progress lines)
         subject = Subject(target, float_format(dtype), device, pol)
         conn.send(("done", run_property(props[name], subject, settings=settings,
                                         call_timeout=call_timeout)))
@@ -172,7 +173,8 @@ class Supervisor:
     def close(self) -> None:
         self._stop()
 
-    def run(self, dtype: str, device: str, name: str) -> Outcome:
+    def run(self, dtype: str, device: str, name: str, *, env: dict[str, str] | None = None
+            ) -> Outcome:
         """Run property `name` on (dtype, device) in the worker; a death or a call stuck past
         its limit is turned into the outcome, and the next call gets a fresh worker."""
         if self._proc is None:
@@ -180,7 +182,7 @@ class Supervisor:
             self.restarts += 1
         started = time.perf_counter()
         self._deadline.value = 0.0
-        self._conn.send(("run", dtype, device, name))
+        self._conn.send(("run", dtype, device, name, dict(env or {})))
         while True:
             try:
                 if self._conn.poll(POLL_SECONDS):

@@ -71,6 +71,7 @@ def run_case(case: SuiteCase):
     if s.target.builtin or s.target.source is None:
         return run_property(case.prop, s, call_timeout=timeout)
     import atexit
+    import os
 
     from actverify.isolation import Supervisor
 
@@ -86,7 +87,8 @@ def run_case(case: SuiteCase):
                                 max_examples=max_examples).__enter__()
         atexit.register(supervisor.close)
         _SUPERVISORS[key] = supervisor
-    return supervisor.run(s.fmt.name, s.device, case.prop.name)
+    current = {k: v for k, v in os.environ.items() if k == "PYTEST_CURRENT_TEST"}
+    return supervisor.run(s.fmt.name, s.device, case.prop.name, env=current)
 
 
 def check(case: SuiteCase) -> None:

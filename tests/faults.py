@@ -15,6 +15,8 @@ import time
 
 import torch
 
+import actverify
+
 
 def correct(x: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(x)
@@ -25,7 +27,12 @@ def raises(x: torch.Tensor) -> torch.Tensor:
 
 
 def garbage(x: torch.Tensor) -> torch.Tensor:
-    return torch.full_like(x, 7.0)  # a tensor of the right kind with wrong values
+    return torch.full(x.shape, 7.0, dtype=torch.float64)  # wrong dtype, wrong values
+
+
+@actverify.declare(devices=["cuda"])
+def cuda_only(x: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(x)
 
 
 def hangs_in_python(x: torch.Tensor) -> torch.Tensor:
