@@ -8,8 +8,11 @@ it was running is a finding, and a fresh worker carries on with the next one.
 Time limits.  Every call of the target's code (forward, and the backward autograd runs) gets
 the caller's `call_timeout`.  Inside the worker an alarm stops a call that outlives it, as in
 the in-process mode; a call stuck in C code never returns to Python to see the alarm, so the
-worker also publishes, in shared memory, the time by which the current call must return, and
-the parent stops the worker when that time is `grace(call_timeout)` past.  Nothing else is
+worker also tells the parent, as each call starts, the time by which it must return, and the
+parent stops the worker when that time is `grace(call_timeout)` past.
+
+The worker is a fresh interpreter (`python -m actverify.isolation FD`), not a multiprocessing
+child: multiprocessing's spawn would run the caller's main script again in the worker.  Nothing else is
 timed: a property may take as long as its calls do.  A call that outlives its limit is
 "timed out" (the run is incomplete), never a violation: slow and hung look alike from outside,
 and the report says how to raise the limit.
@@ -17,12 +20,16 @@ and the report says how to raise the limit.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 from actverify.errors import UsageError
 from actverify.plan import Plan
@@ -55,9 +62,8 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="actverify-parent-watch").start()
 
 
-def _worker(conn, deadline, source: str, activation: str, policy: str, kink: str,
-            profile: str, max_examples: int | None, call_timeout: float, plan_args: dict
-            ) -> None:
+def _worker(conn: Connection) -> None:
+    """The worker's main loop: import the target, send the plan, run what the parent asks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
     from actverify.accuracy import policy_named
@@ -68,23 +74,21 @@ def _worker(conn, deadline, source: str, activation: str, policy: str, kink: str
     from actverify.runner import run_property
     from actverify.targets import resolve_target
 
-    def publish(when: float) -> None:
-        deadline.value = when
-
-    base.CALL_WATCH = publish
+    a = conn.recv()
+    base.CALL_WATCH = lambda due: conn.send(("due", due))
     try:
-        target = resolve_target(source, activation)
-        plan = plan_check(target, **plan_args)
+        target = resolve_target(a["source"], a["activation"])
+        plan = plan_check(target, **a["plan_args"])
     except UsageError as exc:
         conn.send(("usage", str(exc)))
         return
     conn.send(("ready", plan))
-    pol, settings, props = policy_named(policy, kink=kink), profile_settings(profile), \
-        all_properties()
-    if max_examples is not None:
+    pol, settings = policy_named(a["policy"], kink=a["kink"]), profile_settings(a["profile"])
+    if a["max_examples"] is not None:
         from hypothesis import settings as Settings
 
-        settings = Settings(settings, max_examples=max_examples)
+        settings = Settings(settings, max_examples=a["max_examples"])
+    props = all_properties()
     while True:
         try:
             message = conn.recv()
@@ -96,7 +100,7 @@ def _worker(conn, deadline, source: str, activation: str, policy: str, kink: str
         os.environ.update(env)  # e.g. the pytest test it runs for (fuzz's progress lines)
         subject = Subject(target, float_format(dtype), device, pol)
         conn.send(("done", run_property(props[name], subject, settings=settings,
-                                        call_timeout=call_timeout)))
+                                        call_timeout=a["call_timeout"])))
 
 
 def _exit_words(code: int | None) -> str:
@@ -124,8 +128,9 @@ class Supervisor:
                           plan_args=dict(dtypes=list(dtypes), devices=list(devices),
                                          properties=list(properties) if properties else None))
         self.call_timeout = call_timeout
-        self._ctx = mp.get_context("spawn")
-        self._proc = self._conn = self._deadline = None
+        self._proc: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._due = 0.0  # when the running call must return (0: no call running)
         self.plan: Plan | None = None
         self.restarts = 0
 
@@ -137,19 +142,20 @@ class Supervisor:
         self.close()
 
     def _start(self) -> Plan:
-        parent, child = self._ctx.Pipe()
-        self._deadline = self._ctx.Value("d", 0.0, lock=False)
-        a = self._args
-        self._proc = self._ctx.Process(
-            target=_worker, daemon=True, name="actverify-worker",
-            args=(child, self._deadline, a["source"], a["activation"], a["policy"], a["kink"],
-                  a["profile"], a["max_examples"], a["call_timeout"], a["plan_args"]))
-        self._proc.start()
+        parent, child = Pipe()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self._proc = subprocess.Popen([sys.executable, "-m", "actverify.isolation",
+                                       str(child.fileno())], pass_fds=[child.fileno()],
+                                      env=env)
         child.close()
         self._conn = parent
+        a = self._args
         try:
+            parent.send(a)
             kind, payload = parent.recv()  # the kernel's import: not timed (it may compile)
-        except EOFError:
+        except (EOFError, OSError):
             code = self._stop()
             raise UsageError(f"cannot import {a['source']!r}: the worker importing it "
                              f"{_exit_words(code)}") from None
@@ -158,17 +164,25 @@ class Supervisor:
             raise UsageError(payload)
         return payload
 
-    def _stop(self) -> int | None:
+    def _stop(self, *, kill: bool = False) -> int | None:
+        """End the worker (at once with `kill`, else after a moment to exit by itself) and
+        return its exit status; None when it had to be killed."""
         proc, self._proc = self._proc, None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
         if proc is None:
             return None
-        if proc.is_alive():
+        try:
+            if not kill:
+                return proc.wait(timeout=2)  # on its way out (it died, or saw EOF)
+        except subprocess.TimeoutExpired:
+            pass
+        if proc.poll() is None:
             proc.kill()
-        proc.join(5)
-        return proc.exitcode
+            proc.wait()
+            return None
+        return proc.returncode
 
     def close(self) -> None:
         self._stop()
@@ -181,20 +195,25 @@ class Supervisor:
             self._start()
             self.restarts += 1
         started = time.perf_counter()
-        self._deadline.value = 0.0
-        self._conn.send(("run", dtype, device, name, dict(env or {})))
+        self._due = 0.0
+        try:
+            self._conn.send(("run", dtype, device, name, dict(env or {})))
+        except OSError:
+            return self._died(dtype, device, name, started)
         while True:
             try:
-                if self._conn.poll(POLL_SECONDS):
+                while self._conn.poll(POLL_SECONDS):
                     kind, payload = self._conn.recv()
-                    return payload
+                    if kind == "done":
+                        return payload
+                    self._due = payload  # a call started (its deadline) or ended (0.0)
             except (EOFError, OSError):
                 return self._died(dtype, device, name, started)
-            if not self._proc.is_alive():
+            if self._proc.poll() is not None:
                 return self._died(dtype, device, name, started)
-            due = self._deadline.value
+            due = self._due
             if due and time.monotonic() > due + grace(self.call_timeout):
-                self._stop()
+                self._stop(kill=True)
                 outcome = self._outcome(dtype, device, name, "timed_out", started)
                 mark_timed_out(outcome, f"the target did not return within "
                                         f"{self.call_timeout:g} s (call timeout; stuck outside "
@@ -221,3 +240,7 @@ class Supervisor:
         outcome.failure = Failure(message=f"the target {_exit_words(code)} while {name} ran; "
                                           "the run went on in a fresh worker process")
         return outcome
+
+
+if __name__ == "__main__":  # python -m actverify.isolation FD: a worker for Supervisor
+    _worker(Connection(int(sys.argv[1])))

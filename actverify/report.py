@@ -59,7 +59,9 @@ class Report:
         by = defaultdict(int)
         for o in self.outcomes:
             by[o.status] += 1
-        ran = by["passed"] + by["failed"] + by["error"] + by["timed_out"]
+        # A planned run that found its subject outside the target's declaration is accounted
+        # for (as not checked), not missing.
+        ran = by["passed"] + by["failed"] + by["error"] + by["timed_out"] + by["not_checked"]
         planned = max(self.planned if self.planned is not None else ran, ran)
         return {"planned": planned, "run": by["passed"] + by["failed"],
                 "passed": by["passed"], "failed": by["failed"], "errors": by["error"],
@@ -69,7 +71,8 @@ class Report:
     @property
     def complete(self) -> bool:
         c = self.counts()
-        return (self.finished and self.interrupted is None and c["run"] == c["planned"])
+        return (self.finished and self.interrupted is None
+                and c["not_run"] == c["timed_out"] == c["errors"] == 0)
 
     @property
     def verdict(self) -> str:

@@ -68,8 +68,8 @@ def run_case(case: SuiteCase):
     from actverify.runner import run_property
 
     s, timeout = case.subject, _call_timeout()
-    if s.target.builtin or s.target.source is None:
-        return run_property(case.prop, s, call_timeout=timeout)
+    if s.target.builtin or s.target.source is None or not s.target.supports(s.fmt, s.device):
+        return run_property(case.prop, s, call_timeout=timeout)  # (not checked: no call)
     import atexit
     import os
 
