@@ -311,3 +311,21 @@ def test_sigint_and_sigterm_stop_check_and_fuzz_with_their_reports(cases: list[s
         assert junit.tag == "testsuites" and junit.get("not_run") is not None
         assert gone(done.marker), name
     assert not list(tmp_path.glob("actverify-fuzz-*"))
+
+
+# ------------------------------------------------------------------------------- seeds
+
+def test_seeds_derive_from_the_kernel_not_from_how_its_path_is_spelled() -> None:
+    from actverify.runner import kernel_identity
+    from actverify.targets import resolve_target
+
+    spellings = ["tests/faults.py:correct", "./tests/faults.py:correct",
+                 "tests/../tests/faults.py:correct", f"{FAULTS}:correct"]
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        identities = {kernel_identity(resolve_target(s, "sigmoid")) for s in spellings}
+    finally:
+        os.chdir(cwd)
+
+    assert identities == {"faults:correct"}
