@@ -5,9 +5,9 @@
 
 `fuzz` runs `pytest properties` in a subprocess, under pytest-xdist (`-n WORKERS`) and the
 `fuzz` Hypothesis profile, in rounds: each round runs every selected property once, in an
-order shuffled by the round's seed, with at most 25, 100, 400, ... examples per property (up
-to the profile's max_examples), so a budget too short for one deep round still covers the
-whole suite.  No round starts when the budget is nearly spent; the running round's process
+order shuffled by the round's seed, with at most 5, 20, 80, ... examples per property (up
+to the profile's max_examples): coverage before depth, every planned test gets its first
+examples before any gets more.  No round starts when the budget is nearly spent; the running round's process
 group gets SIGINT 15 s before the deadline (at most a tenth of the budget; pytest writes its
 report and JUnit XML) and SIGKILL at the deadline.  A round in which a property fails is
 finished, and no round follows it.
@@ -20,7 +20,11 @@ pass/fail counts also come from pytest's own output.  Each failure is printed wi
 commands that reproduce it: the exact case (a replay file) and the run that replays it from
 the example database.
 
-Exit status: 0 the budget ran out and no property failed, 1 a property failed, 2 a usage error.
+Exit status (the table in README.md): 0 every planned test ran at least once and none failed,
+1 a property failed, 2 a usage error (output paths are checked before the budget is spent),
+3 incomplete: the budget ran out before every planned test ran once, SIGINT or SIGTERM
+stopped the run (the round's whole process group is killed; the summary, JSON and JUnit XML
+are written from what was found), or every test was skipped (nothing checked).
 
 This module is also actverify's pytest plugin (conftest.py: `pytest_plugins =
 ["actverify.fuzz"]`); it adds
@@ -560,8 +564,8 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     `targets`: TARGET=ACTIVATION strings (empty: PyTorch's own entry points); `db`: an
     example database URL (actverify.database; None: ACTVERIFY_DB, else .hypothesis/examples);
     `shard`: 'K/N'; `pytest_args`: more pytest arguments (e.g. ['-k', 'accuracy',
-    '--actverify-dtype', 'float32']).  Returns 0 (budget spent, no failure), 1 (a property
-    failed) or 2 (usage error: also raised as UsageError before anything runs).
+    '--actverify-dtype', 'float32']).  Returns the exit status of the module doc (a usage
+    error is raised as UsageError before anything runs).
     """
     out = out or sys.stdout
     from actverify.database import ENV_VAR, READ_ONLY_ENV_VAR, describe, open_database
