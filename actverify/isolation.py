@@ -99,8 +99,14 @@ def _worker(conn: Connection) -> None:
         _, dtype, device, name, env = message
         os.environ.update(env)  # e.g. the pytest test it runs for (fuzz's progress lines)
         subject = Subject(target, float_format(dtype), device, pol)
-        conn.send(("done", run_property(props[name], subject, settings=settings,
-                                        call_timeout=a["call_timeout"])))
+        try:
+            outcome = run_property(props[name], subject, settings=settings,
+                                   call_timeout=a["call_timeout"])
+        except Exception as exc:  # ours, not the kernel's: the property could not run
+            outcome = Outcome(name, target.activation, target.name, dtype, device, pol.name,
+                              "error", kind=props[name].kind,
+                              reason=f"{type(exc).__name__}: {exc}"[:2000])
+        conn.send(("done", outcome))
 
 
 def _exit_words(code: int | None) -> str:

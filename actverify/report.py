@@ -164,6 +164,7 @@ class Report:
                 passed=sum(o.status == "passed" for o in outs),
                 failed=sum(o.status == "failed" for o in outs),
                 errors=sum(o.status == "error" for o in outs),
+                timed_out=sum(o.status == "timed_out" for o in outs),
                 not_checked=sum(o.status == "not_checked" for o in outs),
                 total=len(outs),
                 worst_ulp=None if worst is None else worst.max_ulp,
@@ -211,7 +212,8 @@ class Report:
         for col in ("activation", "dtype", "device", "forward", "backward", *numeric, "violated"):
             table.add_column(col, justify="right" if col in numeric else "left")
         for r in self.rows():
-            violated = ", ".join(r["failed_properties"]) or ("errors" if r["errors"] else "")
+            violated = ", ".join(r["failed_properties"] + ["errors"] * bool(r["errors"])
+                                 + ["timed out"] * bool(r["timed_out"]))
             figures = [_fmt(r[k], spec) for k, spec in (
                 ("worst_ulp", ".3g"), ("worst_ulp_input", ".6g"), ("worst_grad_ulp", ".3g"),
                 ("worst_grad_ulp_input", ".6g"))]

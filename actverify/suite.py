@@ -103,5 +103,7 @@ def check(case: SuiteCase) -> None:
     if outcome.status == "not_checked":
         pytest.skip(f"not checked: {outcome.reason}")
     assert outcome.status != "error", f"could not run: {outcome.reason}"
-    assert outcome.status != "timed_out", f"timed out (incomplete): {outcome.reason}"
+    from actverify.fuzz import TIMED_OUT_MARK
+
+    assert outcome.status != "timed_out", f"{TIMED_OUT_MARK}: {outcome.reason}"
     assert outcome.status == "passed", format_failure(outcome)
