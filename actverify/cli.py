@@ -28,7 +28,7 @@ from pathlib import Path
 
 from actverify.accuracy import POLICIES
 from actverify.dtypes import DTYPE_NAMES
-from actverify.errors import UsageError
+from actverify.errors import Interrupted, UsageError
 from actverify.outputs import writable_file
 from actverify.profiles import PROFILES
 
@@ -154,10 +154,13 @@ def _run_sweep(args: argparse.Namespace) -> int:
         from actverify.outputs import writable_dir
 
         writable_dir(args.out, option="--out")
-    results = run_sweep(targets=targets, dtypes=dtypes, device=resolve_device(args.device),
-                        bit_range=parse_bit_range(args.bit_range) if args.bit_range else None,
-                        out_dir=args.out, all_float32=args.all_float32, policy=args.policy,
-                        report_format=args.format)
+    from actverify.report import interruptible
+
+    with interruptible():  # SIGTERM as SIGINT: a sweep cut short exits 3, never 0
+        results = run_sweep(targets=targets, dtypes=dtypes, device=resolve_device(args.device),
+                            bit_range=parse_bit_range(args.bit_range) if args.bit_range
+                            else None, out_dir=args.out, all_float32=args.all_float32,
+                            policy=args.policy, report_format=args.format)
     for r in results:
         print(r.summary())
     if args.out:
@@ -210,8 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # runs that keep a report catch it and report themselves
-        print("interrupted: the run did not finish (incomplete)", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted) as exc:  # runs that keep a report report it
+        why = f" by {exc}" if isinstance(exc, Interrupted) else ""
+        print(f"interrupted{why}: the run did not finish (incomplete)", file=sys.stderr)
         return 3
     return 2
 

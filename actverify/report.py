@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from actverify.errors import Interrupted
 from actverify.properties import properties_for
 from actverify.runner import Outcome, format_failure, run_property, subjects
 from actverify.targets import Target
@@ -264,11 +265,6 @@ def _clean(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived: the run stops, and what it gathered is reported.  A
-    BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it."""
 
 
 @contextlib.contextmanager
