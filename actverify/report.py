@@ -191,7 +191,7 @@ class Report:
                 "incomplete": self.incomplete_reasons(),
                 "summary": self.rows(),
                 "findings": [o.to_json() for o in self.outcomes
-                             if o.status in ("failed", "error")],
+                             if o.status in ("failed", "error", "timed_out")],
                 "not_checked": self.not_checked
                 + [{"property": o.property, "dtype": o.dtype, "device": o.device,
                     "why": o.reason} for o in self.outcomes if o.status == "not_checked"],
@@ -228,8 +228,10 @@ class Report:
                 console.print(f"{o.property} on {o.target} ({o.dtype}, {o.device}) could not "
                               f"run: {o.reason}", markup=False, highlight=False)
             elif o.status == "timed_out":
+                replay = o.failure.replay if o.failure is not None else None
                 console.print(f"{o.property} on {o.target} ({o.dtype}, {o.device}) timed out: "
-                              f"{o.reason}", markup=False, highlight=False)
+                              f"{o.reason}" + (f"\n  replay:  {replay}" if replay else ""),
+                              markup=False, highlight=False)
         for item in self.not_checked:
             where = ", ".join(f"{k} {v}" for k, v in item.items() if k != "why")
             console.print(f"not checked: {where}{': ' if where else ''}{item['why']}",

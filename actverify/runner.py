@@ -185,17 +185,21 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
         CALL_TIMEOUT.reset(token)
         hung = _HUNG.pop(id(subject.target), None)
     if hung is not None:  # whatever Hypothesis made of the replays, the call timed out
-        mark_timed_out(outcome, hung)
+        case = last.get("case")  # the input it was called on, to reproduce the timeout
+        mark_timed_out(outcome, hung, failure=Failure(
+            message=hung, input_shape=list(case.x.shape) if case is not None else None,
+            params=dict(case.params) if case is not None else {},
+            replay=_save_replay(subject, prop, case, replay_dir) if case is not None else None))
     outcome.seconds = time.perf_counter() - start
     finished()
     return outcome
 
 
-def mark_timed_out(outcome: Outcome, what: str) -> None:
+def mark_timed_out(outcome: Outcome, what: str, *, failure: Failure | None = None) -> None:
     """A call outlived its time limit: the property did not run to the end.  Slow and hung
     cannot be told apart from outside, so this is its own status (the run is incomplete, never
-    a violation), with what to do if the kernel is merely slow."""
-    outcome.status, outcome.failure = "timed_out", None
+    a violation), with what to do if the kernel is merely slow; `failure` keeps the input."""
+    outcome.status, outcome.failure = "timed_out", failure
     outcome.reason = (f"{what}; a slow but correct kernel needs a larger limit: raise "
                       "--timeout (e.g. twice the slowest call you expect)")
 
@@ -243,7 +247,8 @@ def verify(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
 def format_failure(outcome: Outcome) -> str:
     """A failure as a person reads it: what broke, on which input, and how to replay it."""
     f = outcome.failure
-    lines = [f"{outcome.property} violated by {outcome.target} ({outcome.activation}, "
+    verb = "timed out on" if outcome.status == "timed_out" else "violated by"
+    lines = [f"{outcome.property} {verb} {outcome.target} ({outcome.activation}, "
              f"{outcome.dtype}, {outcome.device}, policy {outcome.policy})", f"  {f.message}"]
 
     def row(label, value, bits):
