@@ -223,7 +223,8 @@ class Supervisor:
                 outcome = self._outcome(dtype, device, name, "timed_out", started)
                 mark_timed_out(outcome, f"the target did not return within "
                                         f"{self.call_timeout:g} s (call timeout; stuck outside "
-                                        "Python, so its worker process was stopped)")
+                                        "Python, so its worker process was stopped)",
+                               limit=self.call_timeout)
                 return outcome
 
     def _outcome(self, dtype: str, device: str, name: str, status: str, started: float

@@ -186,7 +186,7 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
         hung = _HUNG.pop(id(subject.target), None)
     if hung is not None:  # whatever Hypothesis made of the replays, the call timed out
         case = last.get("case")  # the input it was called on, to reproduce the timeout
-        mark_timed_out(outcome, hung, failure=Failure(
+        mark_timed_out(outcome, hung, limit=call_timeout, failure=Failure(
             message=hung, input_shape=list(case.x.shape) if case is not None else None,
             params=dict(case.params) if case is not None else {},
             replay=_save_replay(subject, prop, case, replay_dir) if case is not None else None))
@@ -195,13 +195,15 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
     return outcome
 
 
-def mark_timed_out(outcome: Outcome, what: str, *, failure: Failure | None = None) -> None:
+def mark_timed_out(outcome: Outcome, what: str, *, limit: float | None,
+                   failure: Failure | None = None) -> None:
     """A call outlived its time limit: the property did not run to the end.  Slow and hung
     cannot be told apart from outside, so this is its own status (the run is incomplete, never
     a violation), with what to do if the kernel is merely slow; `failure` keeps the input."""
     outcome.status, outcome.failure = "timed_out", failure
-    outcome.reason = (f"{what}; a slow but correct kernel needs a larger limit: raise "
-                      "--timeout (e.g. twice the slowest call you expect)")
+    larger = f"{4 * limit:g}" if limit else "S"
+    outcome.reason = (f"{what}; if the kernel is slow but correct, give it a larger limit: "
+                      f"rerun with --timeout {larger} (ACTVERIFY_TIMEOUT={larger} under pytest)")
 
 
 def kernel_identity(target: Target) -> str:

@@ -138,7 +138,7 @@ def test_faults_a_process_survives_through_the_python_api(tmp_path: Path,
 
         _assert_verdict(kernel, report.exit_status, json.loads(path.read_text()))
         if kernel == "slow":  # how to tell a slow kernel from a hung one
-            assert "raise --timeout" in report.outcomes[0].reason
+            assert "rerun with --timeout 1.2" in report.outcomes[0].reason
 
 
 def test_faults_that_end_or_stall_the_process_through_check(tmp_path: Path) -> None:
@@ -159,7 +159,8 @@ def test_faults_that_end_or_stall_the_process_through_check(tmp_path: Path) -> N
     assert "SIGSEGV" in results["segfaults"][0].out
     assert "exit status 0" in results["os_exit"][0].out
     assert "timed out" in results["hangs_in_c"][0].out
-    assert "--timeout" in results["hangs_in_c"][0].out  # how to tell slow from hung
+    # Slow or hung? The report says how to give a slow kernel more time.
+    assert "rerun with --timeout 1.2" in results["hangs_in_c"][1]["outcomes"][0]["reason"]
 
 
 @pytest.mark.slow
