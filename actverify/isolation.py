@@ -221,10 +221,10 @@ class Supervisor:
             if due and time.monotonic() > due + grace(self.call_timeout):
                 self._stop(kill=True)
                 outcome = self._outcome(dtype, device, name, "timed_out", started)
-                mark_timed_out(outcome, f"the target did not return within "
-                                        f"{self.call_timeout:g} s (call timeout; stuck outside "
-                                        "Python, so its worker process was stopped)",
-                               limit=self.call_timeout)
+                what = (f"the target did not return within {self.call_timeout:g} s (call "
+                        "timeout; stuck outside Python, so its worker process was stopped)")
+                mark_timed_out(outcome, what, limit=self.call_timeout,
+                               failure=Failure(message=what))
                 return outcome
 
     def _outcome(self, dtype: str, device: str, name: str, status: str, started: float
