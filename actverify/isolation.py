@@ -191,7 +191,7 @@ class Supervisor:
         return proc.returncode
 
     def close(self) -> None:
-        self._stop()
+        self._stop(kill=True)  # idle between properties, or interrupted: nothing to wait for
 
     def run(self, dtype: str, device: str, name: str, *, env: dict[str, str] | None = None
             ) -> Outcome:
