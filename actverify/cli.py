@@ -3,7 +3,7 @@
     actverify report [--activation NAME]... [--dtype D]... [--device DEV]... [--policy P]
                      [--profile P] [--json PATH]
     actverify check TARGET --activation NAME [--dtype D]... [--device DEV]... [--profile P]
-                    [--json PATH] [--isolate] [--timeout S]
+                    [--json PATH] [--no-isolate] [--timeout S] [--property NAME]...
     actverify sweep [TARGET --activation NAME | --builtin] [--dtype D]... [--device DEV]
                     [--range LO:HI] [--all-float32] [--out DIR]
     actverify targets
@@ -13,8 +13,10 @@
     actverify fuzz --minutes M [--workers N] [--target T=ACT]... [--db URL] [--read-only-db]
                    [--shard K/N] [--seed S] [--junitxml PATH] [--json PATH] [-- PYTEST_ARGS]
 
-Exit status: 0 everything holds, 1 a property is violated, 2 a usage error (one line on
-stderr saying what to fix).
+Exit status (every command; README.md, docs/check.md): 0 conforms (every planned check ran
+to the end and held), 1 a property is violated, 2 a usage error (one line on stderr saying
+what to fix, before any work starts), 3 incomplete (interrupted, timed out, could not run,
+budget spent before every planned check ran, or nothing checked).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 
 from actverify.accuracy import POLICIES
 from actverify.dtypes import DTYPE_NAMES
-from actverify.errors import UsageError
+from actverify.errors import Interrupted, UsageError
+from actverify.outputs import writable_file
 from actverify.profiles import PROFILES
 from actverify.threads import add_argument as add_threads_argument
 
@@ -72,10 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "dotted, e.g. MyFunction.apply), or a registered target name")
     check.add_argument("--activation", required=False, metavar="NAME",
                        help="the activation the kernel implements (its F signature is used)")
-    check.add_argument("--isolate", action="store_true", help="run each dtype/device in a "
-                       "subprocess: a crash or a hang in C code becomes a finding")
+    check.add_argument("--isolate", action="store_true", default=True,
+                       help="run the kernel in a supervised worker process (the default): an "
+                            "exit, a crash or a hang in C code becomes a finding")
+    check.add_argument("--no-isolate", dest="isolate", action="store_false",
+                       help="run the kernel in this process (exits and crashes end the run)")
     check.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                       help="per-call time limit in seconds (default 60)")
+                       help="time limit of each call of the kernel, in seconds (default 60); "
+                            "a call past it is reported as timed out (incomplete)")
+    check.add_argument("--property", action="append", default=[], metavar="NAME",
+                       dest="properties", help="check only this property (repeatable)")
     _common(check, profile="check")
     sweep = sub.add_parser("sweep", help="every input of a 16-bit format (and float32 subsets "
                            "or all 2^32) against the reference, with a report")
@@ -123,24 +132,23 @@ def _run_report(args: argparse.Namespace) -> int:
     devices = [resolve_device(d) for d in args.device] or None
     activations = [get_spec(a).name for a in args.activation] or None
     settings = profile_settings(_profile(args))
+    json_path = writable_file(args.json, option="--json") if args.json else None
     report = Report.run(all_builtin_targets(activations), dtypes=dtypes, devices=devices,
                         policy=policy_named(args.policy, kink=args.kink), settings=settings,
-                        json_path=Path(args.json) if args.json else None)
+                        json_path=json_path)
     report.print()
-    return 0 if report.ok else 1
+    return report.exit_status
 
 
 def _run_check(args: argparse.Namespace) -> int:
     from actverify.check import check
 
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError(f"--timeout must be positive, got {args.timeout}")
     report = check(args.target, activation=args.activation, dtypes=args.dtype or None,
                    devices=args.device or None, policy=args.policy, kink=args.kink,
                    profile=_profile(args), json_path=args.json, isolate=args.isolate,
-                   call_timeout=args.timeout)
+                   call_timeout=args.timeout, properties=args.properties or None)
     report.print()
-    return 0 if report.ok else 1
+    return report.exit_status
 
 
 def _profile(args: argparse.Namespace) -> str:
@@ -173,10 +181,17 @@ def _run_sweep(args: argparse.Namespace) -> int:
     targets = ([builtin_targets(spec)[0] for spec in registry().values()] if args.builtin
                else [resolve_target(args.target, args.activation)])
     dtypes = [float_format(d).name for d in args.dtype] or ["float16", "bfloat16"]
-    results = run_sweep(targets=targets, dtypes=dtypes, device=resolve_device(args.device),
-                        bit_range=parse_bit_range(args.bit_range) if args.bit_range else None,
-                        out_dir=args.out, all_float32=args.all_float32, policy=args.policy,
-                        report_format=args.format)
+    if args.out:
+        from actverify.outputs import writable_dir
+
+        writable_dir(args.out, option="--out")
+    from actverify.report import interruptible
+
+    with interruptible():  # SIGTERM as SIGINT: a sweep cut short exits 3, never 0
+        results = run_sweep(targets=targets, dtypes=dtypes, device=resolve_device(args.device),
+                            bit_range=parse_bit_range(args.bit_range) if args.bit_range
+                            else None, out_dir=args.out, all_float32=args.all_float32,
+                            policy=args.policy, report_format=args.format)
     for r in results:
         print(r.summary())
     if args.out:
@@ -234,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Interrupted) as exc:  # runs that keep a report report it
+        why = f" by {exc}" if isinstance(exc, Interrupted) else ""
+        print(f"interrupted{why}: the run did not finish (incomplete)", file=sys.stderr)
+        return 3
     return 2
 
 

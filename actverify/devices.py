@@ -30,12 +30,19 @@ def resolve_device(name: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise UsageError(f"device must be a name such as 'cpu' or 'cuda', got {name!r}")
     name = name.strip().lower()
-    kind = name.split(":", 1)[0]
+    kind, sep, index = name.partition(":")
     if kind not in KNOWN_DEVICES:
         raise UsageError(f"unknown device {name!r}; use one of {', '.join(KNOWN_DEVICES)}")
+    if sep and not index.isdigit():
+        raise UsageError(f"device {name!r}: the index after ':' must be a number, e.g. {kind}:0")
+    if sep and kind == "cpu" and int(index) != 0:  # torch has one CPU device
+        raise UsageError(f"device {name!r} does not exist: the CPU is cpu (or cpu:0)")
     if kind not in available_devices():
         raise UsageError(
             f"device {name!r} is not present on this machine (present: "
             f"{', '.join(available_devices())}); drop the option to check the devices present"
         )
+    if sep and kind == "cuda" and int(index) >= torch.cuda.device_count():
+        raise UsageError(f"device {name!r} is not present: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s), cuda:0 and up")
     return name

@@ -5,11 +5,11 @@
 
 `fuzz` runs `pytest --pyargs actverify.testsuite` (the suite installed with the package; from
 the current directory, where targets, replay files and the example database are) in a
-subprocess, under pytest-xdist (`-n WORKERS`) and the
-`actverify-fuzz` Hypothesis profile, in rounds: each round runs every selected property once, in an
-order shuffled by the round's seed, with at most 25, 100, 400, ... examples per property (up
-to the profile's max_examples), so a budget too short for one deep round still covers the
-whole suite.  No round starts when the budget is nearly spent; the running round's process
+subprocess, under pytest-xdist (`-n WORKERS`) and the `actverify-fuzz` Hypothesis profile,
+in rounds: each round runs every selected property once, in an order shuffled by the round's
+seed, with at most 5, 20, 80, ... examples per property (up to the profile's max_examples):
+coverage before depth, every planned test gets its first examples before any gets more.
+No round starts when the budget is nearly spent; the running round's process
 group gets SIGINT 15 s before the deadline (at most a tenth of the budget; pytest writes its
 report and JUnit XML) and SIGKILL at the deadline.  A round in which a property fails is
 finished, and no round follows it.
@@ -22,7 +22,11 @@ pass/fail counts also come from pytest's own output.  Each failure is printed wi
 commands that reproduce it: the exact case (a replay file) and the run that replays it from
 the example database.
 
-Exit status: 0 the budget ran out and no property failed, 1 a property failed, 2 a usage error.
+Exit status (the table in README.md): 0 every planned test ran at least once and none failed,
+1 a property failed, 2 a usage error (output paths are checked before the budget is spent),
+3 incomplete: the budget ran out before every planned test ran once, SIGINT or SIGTERM
+stopped the run (the round's whole process group is killed; the summary, JSON and JUnit XML
+are written from what was found), or every test was skipped (nothing checked).
 
 This module is also part of actverify's pytest plugin (actverify/plugin.py: `pytest_plugins =
 ["actverify.fuzz"]`); it adds
@@ -68,7 +72,7 @@ from actverify.threads import resolve as resolve_threads
 hookimpl = HookimplMarker("pytest")
 
 PROGRESS_ENV = "ACTVERIFY_PROGRESS"
-FIRST_ROUND_EXAMPLES = 25  # examples per property in round 1; x4 each round after
+FIRST_ROUND_EXAMPLES = 5  # examples per property in round 1 (coverage first); x4 each round after
 MIN_ROUND_SECONDS = 10.0  # never start a round with less budget left than this
 # pytest-xdist needs ~13 s after SIGINT to write its report (it waits up to 10 s for the
 # workers): the round gets SIGINT this long before the deadline (at most a tenth of the
@@ -220,6 +224,24 @@ def pytest_configure(config) -> None:
 
 
 
+# A suite test whose kernel timed out fails with this mark (actverify/suite.py); a session
+# whose only failures are timeouts exits 3, incomplete, as the commands do (README.md).
+TIMED_OUT_MARK = "timed out (incomplete)"
+_FAILED = {"timed_out": 0, "other": 0}
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.failed:
+        key = "timed_out" if TIMED_OUT_MARK in str(report.longrepr or "") else "other"
+        _FAILED[key] += 1
+
+
+@hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if exitstatus == 1 and _FAILED["timed_out"] and not _FAILED["other"]:
+        session.exitstatus = 3
+
+
 def _cap_examples(n: int) -> None:
     from hypothesis import settings
 
@@ -255,7 +277,7 @@ _XDIST_LINE = re.compile(r"^\[gw\d+\] \[\s*\d+%\] " + _STATUS + r" (?P<id>\S.*?:
 _PLAIN_LINE = re.compile(r"^(?P<id>\S+?::\S.*?) " + _STATUS + r"(?:\s+\[\s*\d+%\])?\s*$")
 _SUMMARY_LINE = re.compile(r"^(?P<st>FAILED|ERROR) (?P<id>\S+?::\S.*?)(?: - .*)?$")
 _ITEMS_XDIST = re.compile(r"\b\d+ workers? \[(\d+) items?\]")
-_ITEMS_PLAIN = re.compile(r"^collected (\d+) items?(?: / (\d+) deselected)?"
+_ITEMS_PLAIN = re.compile(r"(?:^|\.\.\. )collected (\d+) items?(?: / (\d+) deselected)?"
                           r"(?: / \d+ skipped)?(?: / (\d+) selected)?")
 _SECTION = re.compile(r"^_+ (?P<name>\S.*?) _+$")
 
@@ -519,10 +541,15 @@ def _junit_of_round(rnd: int, results: Sequence[tuple[str, str]], texts: dict[st
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def _merge_junit(paths: Sequence[Path], dest: Path) -> None:
+def _merge_junit(paths: Sequence[Path], dest: Path, *, planned: int | None = None,
+                 covered: dict[str, int] | None = None) -> None:
     import xml.etree.ElementTree as ET
 
     root = ET.Element("testsuites", name="actverify fuzz")
+    if planned is not None:  # what was planned and what ran, for CI dashboards
+        root.set("planned", str(planned))
+        root.set("run", str(len(covered or {})))
+        root.set("not_run", str(max(planned - len(covered or {}), 0)))
     for p in paths:
         try:
             tree = ET.parse(p)
@@ -533,6 +560,30 @@ def _merge_junit(paths: Sequence[Path], dest: Path) -> None:
             root.append(suite)
     dest.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(dest, encoding="utf-8", xml_declaration=True)
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM: the fuzz loop stops the running round's process group and
+    reports what it found so far."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        self.reason = self.reason or reason
+
+    def clear(self) -> None:
+        self.reason = None
+
+    def is_set(self) -> bool:
+        return self.reason is not None
+
+
+_STOP = _StopFlag()
+
+
+def _stop_requested(signum, frame) -> None:
+    _STOP.set(signal.Signals(signum).name)
 
 
 def _round_examples(rnd: int, cap: int) -> int:
@@ -557,8 +608,8 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     example database URL (actverify.database; None: ACTVERIFY_DB, else .hypothesis/examples);
     `shard`: 'K/N'; `pytest_args`: more pytest arguments (e.g. ['-k', 'accuracy',
     '--actverify-dtype', 'float32']); `threads`: intra-op threads of each worker (None:
-    OMP_NUM_THREADS, else one).  Returns 0 (budget spent, no failure), 1 (a property
-    failed) or 2 (usage error: also raised as UsageError before anything runs).
+    OMP_NUM_THREADS, else one).  Returns the exit status of the module doc (a usage error is
+    raised as UsageError before anything runs).
     """
     out = out or sys.stdout
     from actverify.database import ENV_VAR, READ_ONLY_ENV_VAR, describe, open_database
@@ -571,12 +622,16 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     resolve_threads(threads=threads)  # a bad --threads or OMP_NUM_THREADS: usage error now
     if shard is not None:
         shard = "{}/{}".format(*parse_shard(shard))
+    from actverify.outputs import writable_file
+
+    json_file = writable_file(json_path, option="--json") if json_path else None
+    junit_file = writable_file(junitxml, option="--junitxml") if junitxml else None
     root = _suite_root()
     targets = _check_targets(targets)
     if db is None:
         db = os.environ.get(ENV_VAR) or None
         read_only_db = read_only_db or read_only_from_env()
-    if db and db.startswith("dir:"):  # the workers may not share our idea of '.'
+    if db and db.startswith("dir:") and db[4:].strip():  # workers may not share our '.'
         db = "dir:" + str(Path(db[4:]).expanduser().absolute())
     _, effective = open_database(db, read_only=read_only_db)  # warns and falls back locally
     from hypothesis import settings
@@ -621,8 +676,13 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     logs: list[str] = []
     status, usage_message, interrupted_by_user = 0, None, False
     rnd, startup = 0, None
+    planned: int | None = None  # tests in a full round: what every round means to cover
+    covered: dict[str, int] = {}  # test id -> rounds in which it finished
+    previous = {sig: signal.signal(sig, _stop_requested) for sig in (signal.SIGINT,
+                                                                      signal.SIGTERM)}
+    _STOP.clear()
     try:
-        while True:
+        while not _STOP.is_set():
             remaining = deadline - time.monotonic()
             if rnd and remaining < max(MIN_ROUND_SECONDS, 1.5 * (startup or 0)):
                 break
@@ -638,6 +698,9 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
             grace = min(GRACE_SECONDS, 0.1 * budget)
             info = _run_round(cmd, env, state, display, progress, rnd, deadline - grace,
                               deadline)
+            planned = planned if planned is not None else state.round_items
+            for nodeid, _ in info["results"]:
+                covered[nodeid] = covered.get(nodeid, 0) + 1
             startup = startup if startup is not None else info["startup"]
             logs.append(info["log"])
             if not junit.exists():  # killed at the deadline before pytest wrote it
@@ -650,7 +713,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
                            "properties": info["done"], "pytest_status": info["rc"],
                            "stopped_at_deadline": info["stopped"]})
             rc = info["rc"]
-            if state.failures or info["stopped"]:
+            if state.failures or info["stopped"] or _STOP.is_set():
                 break
             if rc == 0:
                 continue  # the round finished within the budget: another, deeper one
@@ -662,9 +725,12 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
                 usage_message = f"pytest stopped with status {rc}:\n{tail}"
             break
     except KeyboardInterrupt:
-        interrupted_by_user = True
+        _STOP.set("SIGINT")
     finally:
         state.running.clear()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    interrupted_by_user = _STOP.is_set()
     elapsed = time.monotonic() - start
     if display.tty:
         out.write("\r\x1b[K")
@@ -694,17 +760,49 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
             + [shlex.quote(x) for x in extra])
         failures.append({"test": test, "found_after_s": round(f.found_after, 2),
                          "round": f.round, "text": text, "replay": f.replay,
-                         "reproduce": repro})
+                         "reproduce": repro, "timed_out": TIMED_OUT_MARK in text})
     for f in failures:
-        out.write(f"\nFAILED {f['test']}  (found after {_clock(f['found_after_s'])}, "
+        word = "TIMED OUT" if f["timed_out"] else "FAILED"
+        out.write(f"\n{word} {f['test']}  (found after {_clock(f['found_after_s'])}, "
                   f"round {f['round']})\n")
         out.write("  " + f["text"].replace("\n", "\n  ") + "\n")
         if f["replay"] and f["replay"] not in f["text"]:
             out.write(f"  replay:  {f['replay']}\n")
         out.write(f"  reproduce from the example database:\n    {f['reproduce']}\n")
     busy = time.monotonic() - state.first_record if state.first_record else None
+    # Complete: every planned test finished at least once (round 1 covers the whole suite
+    # with few examples before any test gets more), and nothing stopped the run early.
+    planned = planned or 0
+    not_run = max(planned - len(covered), 0)
+    incomplete = []
+    timed_out = [f for f in failures if f["timed_out"]]
+    if timed_out:  # slow and hung look alike: incomplete, never a violation
+        incomplete.append(f"{len(timed_out)} test{'s' * (len(timed_out) != 1)} timed out: "
+                          "raise ACTVERIFY_TIMEOUT (seconds per call of the kernel) if the "
+                          "kernel is slow but correct")
+    if interrupted_by_user:
+        incomplete.append(f"interrupted by {_STOP.reason} ({len(covered)} of "
+                          f"{planned or 'the planned'} tests ran)")
+    elif status != 2 and (not planned or not_run):
+        incomplete.append(f"the budget ran out before every planned test ran once "
+                          f"({len(covered)} of {planned or '?'} ran): give more --minutes, "
+                          "fewer tests (-k, --shard) or more --workers")
+    if len(failures) > len(timed_out):
+        verdict, status = "violations", 1
+    elif status == 2:
+        verdict = "usage error"
+    elif incomplete:
+        verdict, status = "incomplete", 3
+    elif not state.results.get("PASSED"):  # every test skipped: not checked, never a pass
+        verdict, status = "nothing checked", 3
+        incomplete.append("no test passed: every planned test was skipped (not checked)")
+    else:
+        verdict = "conforms"
     summary = {
-        "status": 1 if failures else status, "seconds": round(elapsed, 2),
+        "status": status, "verdict": verdict, "complete": not incomplete,
+        "incomplete": incomplete, "planned": planned, "run": len(covered), "not_run": not_run,
+        "runs_per_test": dict(sorted(covered.items())),
+        "seconds": round(elapsed, 2),
         "budget_seconds": budget, "workers": workers, "shard": shard, "order_seed": seed,
         "database": describe(effective) if effective else None,
         "read_only_database": bool(effective and read_only_db),
@@ -725,19 +823,16 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
                "actverify.fuzz.track_progress)")
     ran = ", ".join(f"{v} {k.lower()}" for k, v in sorted(state.results.items())) or "none"
     out.write(f"\nfuzz: {len(rounds)} round{'s' * (len(rounds) != 1)} in {_clock(elapsed)}; "
-              f"properties run: {ran}; {counted}; "
-              f"{len(failures)} failure{'s' * (len(failures) != 1)}\n")
+              f"tests planned {planned or '?'}, run at least once {len(covered)}, "
+              f"never run {not_run}; results: {ran}; {counted}; "
+              f"{len(failures)} failure{'s' * (len(failures) != 1)}; verdict: {verdict}"
+              + (f" ({'; '.join(incomplete)})" if incomplete else "") + "\n")
     out.flush()
-    if junitxml:
-        _merge_junit(junit_files, Path(junitxml))
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(summary, indent=2) + "\n")
+    if junit_file is not None:
+        _merge_junit(junit_files, junit_file, planned=planned, covered=covered)
+    if json_file is not None:
+        json_file.write_text(json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        return 1
-    if interrupted_by_user:
-        return 130
     return status
 
 
@@ -764,6 +859,9 @@ def _run_round(cmd: list[str], env: dict, state: _State, display: _Display, prog
     try:
         while True:
             now = time.monotonic()
+            if _STOP.is_set() and not killed:  # SIGINT/SIGTERM: stop the whole group now
+                _signal_group(proc, signal.SIGKILL)
+                stopping = killed = True
             if not stopping and now >= stop_at:
                 _signal_group(proc, signal.SIGINT)
                 stopping = True
@@ -795,7 +893,7 @@ def _run_round(cmd: list[str], env: dict, state: _State, display: _Display, prog
                 elif not stopping and (s := _SUMMARY_LINE.match(line)):
                     _note_failure(state, display, s.group("id"), rnd)
                 elif state.round_items is None:
-                    m = _ITEMS_XDIST.search(line) or _ITEMS_PLAIN.match(line)
+                    m = _ITEMS_XDIST.search(line) or _ITEMS_PLAIN.search(line)
                     if m:
                         counts = [int(g) for g in m.groups() if g is not None]
                         state.round_items = (counts[2] if len(counts) == 3 else
@@ -803,7 +901,7 @@ def _run_round(cmd: list[str], env: dict, state: _State, display: _Display, prog
                                              else counts[0])
             offset = _read_progress(progress, offset, state, display, rnd)
             display.tick()
-    except KeyboardInterrupt:
+    except BaseException:
         _signal_group(proc, signal.SIGKILL)
         raise
     finally:

@@ -1,78 +1,253 @@
-"""Isolation mode: each (dtype, device) runs in a child process, so a kernel that crashes the
-process or hangs inside C code becomes a finding instead of ending the run.
+"""The supervising parent: the kernel runs in a worker process, the parent keeps the report.
 
-The child runs the properties one by one and reports each as it starts and as it ends; when
-the child dies or stops answering, the property it was running is recorded as a crash or a
-hang, and a fresh child carries on with the rest.  Results gathered so far are kept.
+One worker serves a whole run: it imports the target (the parent never runs the kernel's
+code), plans the check, and runs the properties one at a time as the parent asks.  When the
+worker dies (a segmentation fault, `os._exit`, a kernel that kills its process), the property
+it was running is a finding, and a fresh worker carries on with the next one.
+
+Time limits.  Every call of the target's code (forward, and the backward autograd runs) gets
+the caller's `call_timeout`.  Inside the worker an alarm stops a call that outlives it, as in
+the in-process mode; a call stuck in C code never returns to Python to see the alarm, so the
+worker also tells the parent, as each call starts, the time by which it must return, and the
+parent stops the worker when that time is `grace(call_timeout)` past.
+
+The worker is a fresh interpreter (`python -m actverify.isolation FD`), not a multiprocessing
+child: multiprocessing's spawn would run the caller's main script again in the worker.  Nothing else is
+timed: a property may take as long as its calls do.  A call that outlives its limit is
+"timed out" (the run is incomplete), never a violation: slow and hung look alike from outside,
+and the report says how to raise the limit.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-from collections.abc import Callable
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
+from pathlib import Path
 
-from actverify.runner import Failure, Outcome
+from actverify.errors import UsageError
+from actverify.plan import Plan
+from actverify.runner import Failure, Outcome, mark_timed_out
+
+POLL_SECONDS = 0.05  # how often the parent looks at the worker while it runs a property
 
 
-def _child(conn, source: str, activation: str, dtype: str, device: str, policy: str,
-           kink: str, profile: str, names: list[str], call_timeout: float | None) -> None:
+def grace(call_timeout: float) -> float:
+    """How long past a call's limit the parent waits before it stops the worker: time for the
+    worker's own alarm to end a call that is in Python (it then reports the timeout itself)."""
+    return 1.0 + 0.25 * call_timeout
+
+
+def _die_with_parent() -> None:
+    """The worker must not outlive the parent, even while its main thread is stuck in C."""
+    try:  # Linux: the kernel sends SIGKILL when the parent goes
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+    parent = os.getppid()
+
+    def watch() -> None:  # elsewhere (and as a second line): notice the parent has gone
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="actverify-parent-watch").start()
+
+
+def _worker(conn: Connection) -> None:
+    """The worker's main loop: import the target, send the plan, run what the parent asks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
     from actverify.accuracy import policy_named
     from actverify.dtypes import float_format
+    from actverify.plan import plan_check
     from actverify.profiles import profile_settings
-    from actverify.properties import Subject, all_properties
+    from actverify.properties import Subject, all_properties, base
     from actverify.runner import run_property
     from actverify.targets import resolve_target
 
-    target = resolve_target(source, activation)
-    subject = Subject(target, float_format(dtype), device, policy_named(policy, kink=kink))
-    settings = profile_settings(profile)
+    a = conn.recv()
+    base.CALL_WATCH = lambda due: conn.send(("due", due))
+    try:
+        target = resolve_target(a["source"], a["activation"])
+        plan = plan_check(target, **a["plan_args"])
+    except UsageError as exc:
+        conn.send(("usage", str(exc)))
+        return
+    conn.send(("ready", plan))
+    pol, settings = policy_named(a["policy"], kink=a["kink"]), profile_settings(a["profile"])
+    if a["max_examples"] is not None:
+        from hypothesis import settings as Settings
+
+        settings = Settings(settings, max_examples=a["max_examples"])
     props = all_properties()
-    for name in names:
-        conn.send(("start", name))
-        conn.send(("done", run_property(props[name], subject, settings=settings,
-                                        call_timeout=call_timeout)))
-    conn.send(("finished", None))
-
-
-def run_isolated(*, source: str, activation: str, target_name: str, dtype: str, device: str,
-                 policy: str, kink: str, profile: str, names: list[str],
-                 call_timeout: float | None, property_timeout: float,
-                 on_outcome: Callable[[Outcome], None]) -> None:
-    """Run `names` against the target in child processes; report every outcome."""
-    ctx = mp.get_context("spawn")
-    todo = list(names)
-    while todo:
-        parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(child, source, activation, dtype, device, policy,
-                                                kink, profile, todo, call_timeout), daemon=True)
-        proc.start()
-        child.close()
-        current, verdict = None, None
-        while True:
-            if not parent.poll(property_timeout + 60 if current is None else property_timeout):
-                verdict = f"hung: no result within {property_timeout:g} s (isolation mode)"
-                proc.kill()
-                break
-            try:
-                kind, payload = parent.recv()
-            except EOFError:
-                proc.join(5)
-                verdict = f"crashed the process (exit code {proc.exitcode})"
-                break
-            if kind == "start":
-                current = payload
-            elif kind == "done":
-                on_outcome(payload)
-                todo.remove(payload.property)
-                current = None
-            else:
-                break
-        proc.join(5)
-        if verdict is None:
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
             return
-        if current is None:  # died before starting a property: nothing more can run
-            current = todo[0]
-        on_outcome(Outcome(current, activation, target_name, dtype, device, policy, "failed",
-                           failure=Failure(message=f"the target {verdict} while checking "
-                                                   f"{current}")))
-        todo.remove(current)
+        if message[0] != "run":
+            return
+        _, dtype, device, name, env = message
+        os.environ.update(env)  # e.g. the pytest test it runs for (fuzz's progress lines)
+        subject = Subject(target, float_format(dtype), device, pol)
+        try:
+            outcome = run_property(props[name], subject, settings=settings,
+                                   call_timeout=a["call_timeout"])
+        except Exception as exc:  # ours, not the kernel's: the property could not run
+            outcome = Outcome(name, target.activation, target.name, dtype, device, pol.name,
+                              "error", kind=props[name].kind,
+                              reason=f"{type(exc).__name__}: {exc}"[:2000])
+        conn.send(("done", outcome))
+
+
+def _exit_words(code: int | None) -> str:
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"ended the process with exit status {code} (sys.exit or os._exit in the kernel?)"
+
+
+class Supervisor:
+    """A worker for `source`, watched; `run` gives the outcome of one property on one
+    (dtype, device), whatever the kernel does.  Use as a context manager: the worker never
+    outlives the block."""
+
+    def __init__(self, *, source: str, activation: str | None, policy: str, kink: str,
+                 profile: str, call_timeout: float, dtypes: Sequence[str],
+                 devices: Sequence[str], properties: Sequence[str] | None = None,
+                 max_examples: int | None = None) -> None:
+        self._args = dict(source=source, activation=activation, policy=policy, kink=kink,
+                          profile=profile, max_examples=max_examples, call_timeout=call_timeout,
+                          plan_args=dict(dtypes=list(dtypes), devices=list(devices),
+                                         properties=list(properties) if properties else None))
+        self.call_timeout = call_timeout
+        self._proc: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._due = 0.0  # when the running call must return (0: no call running)
+        self.plan: Plan | None = None
+        self.restarts = 0
+
+    def __enter__(self) -> "Supervisor":
+        self.plan = self._start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self) -> Plan:
+        parent, child = Pipe()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self._proc = subprocess.Popen([sys.executable, "-m", "actverify.isolation",
+                                       str(child.fileno())], pass_fds=[child.fileno()],
+                                      env=env)
+        child.close()
+        self._conn = parent
+        a = self._args
+        try:
+            parent.send(a)
+            kind, payload = parent.recv()  # the kernel's import: not timed (it may compile)
+        except (EOFError, OSError):
+            code = self._stop()
+            raise UsageError(f"cannot import {a['source']!r}: the worker importing it "
+                             f"{_exit_words(code)}") from None
+        if kind == "usage":
+            self._stop()
+            raise UsageError(payload)
+        return payload
+
+    def _stop(self, *, kill: bool = False) -> int | None:
+        """End the worker (at once with `kill`, else after a moment to exit by itself) and
+        return its exit status; None when it had to be killed."""
+        proc, self._proc = self._proc, None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if proc is None:
+            return None
+        try:
+            if not kill:
+                return proc.wait(timeout=2)  # on its way out (it died, or saw EOF)
+        except subprocess.TimeoutExpired:
+            pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            return None
+        return proc.returncode
+
+    def close(self) -> None:
+        self._stop(kill=True)  # idle between properties, or interrupted: nothing to wait for
+
+    def run(self, dtype: str, device: str, name: str, *, env: dict[str, str] | None = None
+            ) -> Outcome:
+        """Run property `name` on (dtype, device) in the worker; a death or a call stuck past
+        its limit is turned into the outcome, and the next call gets a fresh worker."""
+        if self._proc is None:
+            self._start()
+            self.restarts += 1
+        started = time.perf_counter()
+        self._due = 0.0
+        try:
+            self._conn.send(("run", dtype, device, name, dict(env or {})))
+        except OSError:
+            return self._died(dtype, device, name, started)
+        while True:
+            try:
+                while self._conn.poll(POLL_SECONDS):
+                    kind, payload = self._conn.recv()
+                    if kind == "done":
+                        return payload
+                    self._due = payload  # a call started (its deadline) or ended (0.0)
+            except (EOFError, OSError):
+                return self._died(dtype, device, name, started)
+            if self._proc.poll() is not None:
+                return self._died(dtype, device, name, started)
+            due = self._due
+            if due and time.monotonic() > due + grace(self.call_timeout):
+                self._stop(kill=True)
+                outcome = self._outcome(dtype, device, name, "timed_out", started)
+                what = (f"the target did not return within {self.call_timeout:g} s (call "
+                        "timeout; stuck outside Python, so its worker process was stopped)")
+                mark_timed_out(outcome, what, limit=self.call_timeout,
+                               failure=Failure(message=what))
+                return outcome
+
+    def _outcome(self, dtype: str, device: str, name: str, status: str, started: float
+                 ) -> Outcome:
+        from actverify.properties import all_properties
+
+        plan = self.plan
+        return Outcome(name, plan.activation, plan.target, dtype, device,
+                       self._policy_name(), status, kind=all_properties()[name].kind,
+                       seconds=time.perf_counter() - started)
+
+    def _policy_name(self) -> str:
+        from actverify.accuracy import policy_named
+
+        return policy_named(self._args["policy"], kink=self._args["kink"]).name
+
+    def _died(self, dtype: str, device: str, name: str, started: float) -> Outcome:
+        code = self._stop()
+        outcome = self._outcome(dtype, device, name, "failed", started)
+        outcome.failure = Failure(message=f"the target {_exit_words(code)} while {name} ran; "
+                                          "the run went on in a fresh worker process")
+        return outcome
+
+
+if __name__ == "__main__":  # python -m actverify.isolation FD: a worker for Supervisor
+    _worker(Connection(int(sys.argv[1])))

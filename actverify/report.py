@@ -1,9 +1,20 @@
-"""The conformance report: outcomes gathered, kept as they arrive, and shown as a table."""
+"""The conformance report: outcomes gathered, kept as they arrive, and shown as a table.
+
+A report knows what was planned as well as what ran, so its verdict has an explicit
+completeness: "conforms" only when every planned check ran to the end and held; "violations"
+when a property is violated; "incomplete" when something planned did not run to the end
+(interrupted, timed out, could not run, the budget ran out); "nothing checked" when nothing
+applied.  `exit_status` maps the verdict onto the one exit-code table (EXIT_STATUS).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import signal
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,11 +24,17 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from actverify.errors import Interrupted
 from actverify.properties import properties_for
 from actverify.runner import Outcome, format_failure, run_property, subjects
 from actverify.targets import Target
 
 SCHEMA_VERSION = 1
+
+# The one exit-code table of every command (README.md, docs/check.md).
+EXIT_STATUS = {"conforms": 0, "violations": 1, "usage error": 2, "incomplete": 3,
+               "nothing checked": 3}
+FINISHED = ("passed", "failed")  # statuses of a check that ran to the end
 
 
 @dataclass
@@ -27,19 +44,64 @@ class Report:
     not_checked: list[dict] = field(default_factory=list)  # what was not checked, and why
     target: str | None = None
     activation: str | None = None
+    planned: int | None = None  # property runs planned; None: whatever was added
+    interrupted: str | None = None  # why the run stopped early (a signal, the worker, ...)
+    finished: bool = False  # the run came to its end (not still running, not cut short)
 
     @property
     def ok(self) -> bool:
-        """Conforms: something was checked, and nothing failed (a run that checked nothing,
-        e.g. a CUDA-only kernel on a machine without a GPU, is no pass)."""
-        return (any(o.status == "passed" for o in self.outcomes)
-                and all(o.status in ("passed", "not_checked") for o in self.outcomes))
+        """Conforms: every planned check ran to the end and held, and something was checked
+        (a run that checked nothing, e.g. a CUDA-only kernel without a GPU, is no pass)."""
+        return self.verdict == "conforms"
+
+    def counts(self) -> dict[str, int]:
+        """Planned, run (to the end), passed, failed, errors (could not run), timed out, not
+        run (planned, never finished) and not checked (outside what the target declares)."""
+        by = defaultdict(int)
+        for o in self.outcomes:
+            by[o.status] += 1
+        # A planned run that found its subject outside the target's declaration is accounted
+        # for (as not checked), not missing.
+        ran = by["passed"] + by["failed"] + by["error"] + by["timed_out"] + by["not_checked"]
+        planned = max(self.planned if self.planned is not None else ran, ran)
+        return {"planned": planned, "run": by["passed"] + by["failed"],
+                "passed": by["passed"], "failed": by["failed"], "errors": by["error"],
+                "timed_out": by["timed_out"], "not_run": planned - ran,
+                "not_checked": by["not_checked"] + len(self.not_checked)}
+
+    @property
+    def complete(self) -> bool:
+        c = self.counts()
+        return (self.finished and self.interrupted is None
+                and c["not_run"] == c["timed_out"] == c["errors"] == 0)
 
     @property
     def verdict(self) -> str:
-        if not any(o.status != "not_checked" for o in self.outcomes):
-            return "nothing checked"
-        return "conforms" if self.ok else "violations"
+        c = self.counts()
+        if c["failed"]:
+            return "violations"
+        if not self.complete:
+            return "incomplete"
+        return "conforms" if c["passed"] else "nothing checked"
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.verdict]
+
+    def incomplete_reasons(self) -> list[str]:
+        """What keeps the run from being complete, in words (empty when it is complete)."""
+        c, why = self.counts(), []
+        if self.interrupted:
+            why.append(self.interrupted)
+        elif not self.finished:
+            why.append("the run has not finished")
+        if c["timed_out"]:
+            why.append(f"{c['timed_out']} timed out")
+        if c["errors"]:
+            why.append(f"{c['errors']} could not run")
+        if c["not_run"]:
+            why.append(f"{c['not_run']} never ran")
+        return why
 
     def add(self, outcome: Outcome) -> None:
         """Keep an outcome; with a JSON path, rewrite the file so nothing gathered is lost."""
@@ -51,12 +113,12 @@ class Report:
     def run(cls, targets: Iterable[Target], *, dtypes=None, devices=None, policy="default",
             settings=None, json_path: Path | None = None, console: Console | None = None
             ) -> "Report":
-        report = cls(json_path=json_path)
         work = [(prop, s) for s in subjects(targets, dtypes=dtypes, devices=devices,
                                             policy=policy)
                 for prop in properties_for(s.target, s.fmt.name, s.device)]
+        report = cls(json_path=json_path, planned=len(work))
         console = console or Console(stderr=True)
-        with Progress(console=console, transient=True) as progress:
+        with report.running(), Progress(console=console, transient=True) as progress:
             task = progress.add_task("checking", total=len(work))
             for prop, subject in work:
                 progress.update(task, description=f"{prop.name} {subject.target.name} "
@@ -64,6 +126,23 @@ class Report:
                 report.add(run_property(prop, subject, settings=settings))
                 progress.advance(task)
         return report
+
+    @contextlib.contextmanager
+    def running(self):
+        """Mark the report finished when the block ends, or interrupted when SIGINT/SIGTERM
+        (see `interruptible`) cut it short; the JSON file says which either way (and, while
+        the run goes on, that it is incomplete: a process that dies leaves no false pass)."""
+        if self.json_path is not None:
+            self.write_json(self.json_path)
+        try:
+            with interruptible():
+                yield self
+        except Interrupted as exc:
+            self.interrupted = f"interrupted by {exc}"
+        else:
+            self.finished = True
+        if self.json_path is not None:
+            self.write_json(self.json_path)
 
     def rows(self) -> list[dict]:
         """One row per (activation, dtype, device): properties passed, worst ulp and its input."""
@@ -86,6 +165,7 @@ class Report:
                 passed=sum(o.status == "passed" for o in outs),
                 failed=sum(o.status == "failed" for o in outs),
                 errors=sum(o.status == "error" for o in outs),
+                timed_out=sum(o.status == "timed_out" for o in outs),
                 not_checked=sum(o.status == "not_checked" for o in outs),
                 total=len(outs),
                 worst_ulp=None if worst is None else worst.max_ulp,
@@ -106,19 +186,25 @@ class Report:
         """The stable schema documented in docs/check.md."""
         return {"schema_version": SCHEMA_VERSION,
                 "target": self.target, "activation": self.activation,
-                "verdict": self.verdict,
+                "verdict": self.verdict, "exit_status": self.exit_status,
+                "complete": self.complete, "counts": self.counts(),
+                "incomplete": self.incomplete_reasons(),
                 "summary": self.rows(),
                 "findings": [o.to_json() for o in self.outcomes
-                             if o.status in ("failed", "error")],
+                             if o.status in ("failed", "error", "timed_out")],
                 "not_checked": self.not_checked
                 + [{"property": o.property, "dtype": o.dtype, "device": o.device,
                     "why": o.reason} for o in self.outcomes if o.status == "not_checked"],
                 "outcomes": [o.to_json() for o in self.outcomes]}
 
     def write_json(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(_clean(self.to_json()), indent=1, allow_nan=False))
-        tmp.replace(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(_clean(self.to_json()), indent=1, allow_nan=False))
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
 
     def print(self, console: Console | None = None) -> None:
         console = console or Console(width=max(Console().width, 120))
@@ -127,7 +213,8 @@ class Report:
         for col in ("activation", "dtype", "device", "forward", "backward", *numeric, "violated"):
             table.add_column(col, justify="right" if col in numeric else "left")
         for r in self.rows():
-            violated = ", ".join(r["failed_properties"]) or ("errors" if r["errors"] else "")
+            violated = ", ".join(r["failed_properties"] + ["errors"] * bool(r["errors"])
+                                 + ["timed out"] * bool(r["timed_out"]))
             figures = [_fmt(r[k], spec) for k, spec in (
                 ("worst_ulp", ".3g"), ("worst_ulp_input", ".6g"), ("worst_grad_ulp", ".3g"),
                 ("worst_grad_ulp_input", ".6g"))]
@@ -140,14 +227,29 @@ class Report:
             elif o.status == "error":
                 console.print(f"{o.property} on {o.target} ({o.dtype}, {o.device}) could not "
                               f"run: {o.reason}", markup=False, highlight=False)
+            elif o.status == "timed_out":
+                replay = o.failure.replay if o.failure is not None else None
+                console.print(f"{o.property} on {o.target} ({o.dtype}, {o.device}) timed out: "
+                              f"{o.reason}" + (f"\n  replay:  {replay}" if replay else ""),
+                              markup=False, highlight=False)
         for item in self.not_checked:
             where = ", ".join(f"{k} {v}" for k, v in item.items() if k != "why")
             console.print(f"not checked: {where}{': ' if where else ''}{item['why']}",
                           markup=False, highlight=False)
         verdict = {"conforms": "all properties hold", "violations": "VIOLATIONS found",
+                   "incomplete": "INCOMPLETE (not every planned check ran to the end)",
                    "nothing checked": "NOTHING was checked"}[self.verdict]
+        c = self.counts()
         subject = f"{self.target} ({self.activation}): " if self.target else ""
-        console.print(f"{subject}{len(self.outcomes)} checks: {verdict}")
+        figures = (f"{c['planned']} planned, {c['run']} run to the end ({c['passed']} passed, "
+                   f"{c['failed']} failed)")
+        for key, label in (("timed_out", "timed out"), ("errors", "could not run"),
+                           ("not_run", "not run"), ("not_checked", "not checked")):
+            if c[key]:
+                figures += f", {c[key]} {label}"
+        why = "; ".join(self.incomplete_reasons()) if self.verdict != "conforms" else ""
+        console.print(f"{subject}{figures}: {verdict}" + (f" [{why}]" if why else ""),
+                      markup=False, highlight=False)
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -165,3 +267,22 @@ def _clean(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Turn SIGINT and SIGTERM into `Interrupted` (main thread only) for the block, so that a
+    run cut short by Ctrl-C, `timeout` or a CI runner still writes its report."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

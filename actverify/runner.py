@@ -63,7 +63,7 @@ class Outcome:
     dtype: str
     device: str
     policy: str
-    status: str  # passed | failed | not_checked | error
+    status: str  # passed | failed | not_checked | error (could not run) | timed_out
     kind: str = "forward"  # forward | backward
     examples: int = 0
     values: int = 0
@@ -71,7 +71,7 @@ class Outcome:
     max_ulp_x: float | None = None
     seconds: float = 0.0
     failure: Failure | None = None
-    reason: str | None = None  # for not_checked and error
+    reason: str | None = None  # for not_checked, error and timed_out
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -165,7 +165,7 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
 
     base = settings or profile_settings()
     test = Settings(base)(test)
-    key = f"{prop.name}|{subject.target.source or subject.target.name}|{subject.fmt.name}|"
+    key = f"{prop.name}|{kernel_identity(subject.target)}|{subject.fmt.name}|"
     key += f"{subject.device}|{subject.policy.name}"
     test.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
     start = time.perf_counter()
@@ -196,16 +196,38 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
     finally:
         CALL_TIMEOUT.reset(token)
         hung = _HUNG.pop(id(subject.target), None)
-    if hung is not None:  # whatever Hypothesis made of the replays, the finding is the hang
-        case = last.get("case")
-        outcome.status, outcome.reason = "failed", None
-        outcome.failure = Failure(
+    if hung is not None:  # whatever Hypothesis made of the replays, the call timed out
+        case = last.get("case")  # the input it was called on, to reproduce the timeout
+        mark_timed_out(outcome, hung, limit=call_timeout, failure=Failure(
             message=hung, input_shape=list(case.x.shape) if case is not None else None,
             params=dict(case.params) if case is not None else {},
-            replay=_save_replay(subject, prop, case, replay_dir) if case is not None else None)
+            replay=_save_replay(subject, prop, case, replay_dir) if case is not None else None))
     outcome.seconds = time.perf_counter() - start
     finished()
     return outcome
+
+
+def mark_timed_out(outcome: Outcome, what: str, *, limit: float | None,
+                   failure: Failure | None = None) -> None:
+    """A call outlived its time limit: the property did not run to the end.  Slow and hung
+    cannot be told apart from outside, so this is its own status (the run is incomplete, never
+    a violation), with what to do if the kernel is merely slow; `failure` keeps the input."""
+    outcome.status, outcome.failure = "timed_out", failure
+    larger = f"{4 * limit:g}" if limit else "S"
+    outcome.reason = (f"{what}; if the kernel is slow but correct, give it a larger limit: "
+                      f"rerun with --timeout {larger} (ACTVERIFY_TIMEOUT={larger} under pytest)")
+
+
+def kernel_identity(target: Target) -> str:
+    """What a target's seeds and database keys derive from: the kernel it resolves to, not how
+    its path was spelled ('k/bad.py:f' and './k/bad.py:f' are the same kernel)."""
+    source = target.source
+    if source is None or source.startswith("builtin:"):
+        return source or target.name
+    where, _, attr = source.rpartition(":")
+    if where.endswith(".py"):
+        where = Path(where).stem  # the module a file defines; the same on every machine
+    return f"{where}:{attr}"
 
 
 def subjects(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
@@ -239,7 +261,8 @@ def verify(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
 def format_failure(outcome: Outcome) -> str:
     """A failure as a person reads it: what broke, on which input, and how to replay it."""
     f = outcome.failure
-    lines = [f"{outcome.property} violated by {outcome.target} ({outcome.activation}, "
+    verb = "timed out on" if outcome.status == "timed_out" else "violated by"
+    lines = [f"{outcome.property} {verb} {outcome.target} ({outcome.activation}, "
              f"{outcome.dtype}, {outcome.device}, policy {outcome.policy})", f"  {f.message}"]
 
     def row(label, value, bits):
@@ -263,18 +286,71 @@ def format_failure(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
+REPLAY_KEYS = {"property": str, "activation": str, "dtype": str, "device": str,
+               "policy": str, "x": torch.Tensor, "params": dict, "layout": str}
+# Keys that may be None: a callable checked through the Python API has no import path.
+OPTIONAL_KEYS = {"target": str, "target_name": str, "root": str}
+
+
+def load_replay(path: str | Path) -> dict:
+    """A replay file's case, read as data (no code is unpickled: `weights_only=True`) and
+    validated; UsageError with one line for anything that is not a replay file actverify
+    wrote, or that names something unknown here."""
+    from actverify.errors import UsageError
+
+    where = f"replay file {str(path)!r}"
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # garbage, empty, truncated, or a pickle that wants code
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise UsageError(f"{where} is not a replay file actverify wrote "
+                         f"({type(exc).__name__}: {first})") from None
+    if not isinstance(blob, dict):
+        raise UsageError(f"{where} holds a {type(blob).__name__}, not a replay case")
+    for key, kind in REPLAY_KEYS.items():
+        if not isinstance(blob.get(key), kind):
+            raise UsageError(f"{where} has no valid {key!r} (expected {kind.__name__}); it is "
+                             "not a replay file actverify wrote")
+    for key, kind in OPTIONAL_KEYS.items():
+        if blob.get(key) is not None and not isinstance(blob[key], kind):
+            raise UsageError(f"{where} has no valid {key!r} (expected {kind.__name__}); it is "
+                             "not a replay file actverify wrote")
+    if not all(isinstance(k, str) and isinstance(v, (bool, int, float, str))
+               for k, v in blob["params"].items()):
+        raise UsageError(f"{where} has parameters that are not plain numbers: "
+                         f"{blob['params']!r}")
+    return blob
+
+
+def _replay_policy(name: str) -> Policy:
+    base, _, kink = name.partition("+kink=")  # as Policy names a non-default kink convention
+    return policy_named(base, kink=kink or None)
+
+
 def main_replay(path: str, *, kernel: Callable | None = None, root: str | None = None) -> int:
-    """Run the check of a saved case once; exit 1 if it still fails.  `kernel` replaces the
-    target the file names; `root` is where its path is relative to (actverify/replays.py)."""
+    """Run the check of a saved case once; exit 1 if it still fails, 2 for a bad file.
+    `kernel` replaces the target the file names; `root` is where its path is relative to
+    (actverify/replays.py)."""
+    from actverify.devices import resolve_device
+    from actverify.errors import UsageError
     from actverify.properties import all_properties
     from actverify.replays import replay_command, replay_target
 
-    blob = torch.load(path, weights_only=False)
+    blob = load_replay(path)
+    props = all_properties()
+    if blob["property"] not in props:
+        raise UsageError(f"replay file {path!r} names the unknown property "
+                         f"{blob['property']!r}; this actverify has {len(props)} others")
+    fmt = float_format(blob["dtype"])
+    if blob["x"].dtype != fmt.dtype:
+        raise UsageError(f"replay file {path!r}: its input is {blob['x'].dtype}, not "
+                         f"{blob['dtype']}")
+    device = resolve_device(blob["device"])  # a CUDA case without CUDA: usage error
+    policy = _replay_policy(blob["policy"])
     target = replay_target(blob, kernel=kernel, root=root)
-    subject = Subject(target, float_format(blob["dtype"]), blob["device"],
-                      policy_named(blob["policy"]))
-    prop = all_properties()[blob["property"]]
-    case = Case(blob["x"].to(blob["device"]), blob["params"], blob["layout"])
+    subject = Subject(target, fmt, device, policy)
+    prop = props[blob["property"]]
+    case = Case(blob["x"].to(device), blob["params"], blob["layout"])
     try:
         prop.check(subject, case)
     except (Violation, TargetMisbehaved) as v:

@@ -110,20 +110,73 @@ def kernel_params(kernel: KernelTests, *, dtypes: Iterable[str] | None,
     return params
 
 
+TIMEOUT_ENV = "ACTVERIFY_TIMEOUT"  # seconds each call of the kernel may take under pytest
+_SUPERVISORS: dict[tuple, object] = {}  # one supervised worker per custom kernel and setup
+
+
+def _call_timeout() -> float:
+    import os
+
+    from actverify.check import DEFAULT_TIMEOUT, check_timeout
+
+    text = os.environ.get(TIMEOUT_ENV)
+    try:
+        return check_timeout(float(text)) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        from actverify.errors import UsageError
+
+        raise UsageError(f"{TIMEOUT_ENV}={text!r} must be a number of seconds") from None
+
+
+def outcome_of(case: SuiteCase):
+    """The outcome of one suite case.  A custom kernel runs in a supervised worker process
+    (actverify/isolation.py), so that its exits, crashes and calls stuck in C fail its test
+    instead of ending or hanging pytest; PyTorch's own kernels run here."""
+    from hypothesis import settings
+
+    from actverify.runner import run_property
+
+    s, timeout = case.subject, _call_timeout()
+    if s.target.builtin or s.target.source is None or not s.target.supports(s.fmt, s.device):
+        return run_property(case.prop, s, call_timeout=timeout)  # (not checked: no call)
+    import atexit
+    import os
+
+    from actverify.isolation import Supervisor
+
+    profile = settings.get_current_profile_name()
+    max_examples = settings.default.max_examples  # the loaded profile, capped by a fuzz round
+    policy, _, kink = s.policy.name.partition("+kink=")
+    key = (s.target.source, s.target.activation, policy, kink, profile, max_examples, timeout)
+    supervisor = _SUPERVISORS.get(key)
+    if supervisor is None:
+        supervisor = Supervisor(source=s.target.source, activation=s.target.activation,
+                                policy=policy, kink=kink or "pytorch", profile=profile,
+                                call_timeout=timeout, dtypes=[], devices=[],
+                                max_examples=max_examples).__enter__()
+        atexit.register(supervisor.close)
+        _SUPERVISORS[key] = supervisor
+    current = {k: v for k, v in os.environ.items() if k == "PYTEST_CURRENT_TEST"}
+    return supervisor.run(s.fmt.name, s.device, case.prop.name, env=current)
+
+
 def run_case(case: SuiteCase) -> None:
-    """Run one case as a pytest test: pass, skip (what the target does not support), or fail
-    with the full evidence and the command that replays it."""
+    """Run one case as a pytest test: pass; skip what the target declares it does not
+    support (not checked, never passed); fail with the full evidence and the command that
+    replays it; fail as incomplete when it timed out or could not run (never passed)."""
     import pytest
 
-    from actverify.profiles import profile_settings
-    from actverify.runner import format_failure, run_property
+    from actverify.fuzz import TIMED_OUT_MARK
+    from actverify.runner import format_failure
 
-    outcome = run_property(case.prop, case.subject, settings=profile_settings())
+    outcome = outcome_of(case)
+    s = case.subject
     if outcome.status == "not_checked":
-        pytest.skip(outcome.reason or "not supported by the target")
+        pytest.skip(f"not checked: {outcome.reason or 'not supported by the target'}")
     if outcome.status == "error":
-        pytest.fail(f"{case.prop.name} could not be checked on {case.subject.target.name} "
-                    f"({case.subject.fmt.name}, {case.subject.device}): {outcome.reason}",
-                    pytrace=False)
+        pytest.fail(f"{case.prop.name} could not be checked on {s.target.name} "
+                    f"({s.fmt.name}, {s.device}): {outcome.reason}", pytrace=False)
+    if outcome.status == "timed_out":
+        pytest.fail(f"{TIMED_OUT_MARK}: {outcome.reason}", pytrace=False)
     if outcome.status != "passed":
         pytest.fail(format_failure(outcome), pytrace=False)

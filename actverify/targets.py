@@ -95,6 +95,9 @@ def load_callable(reference: str) -> Callable:
         raise
     except Exception as exc:  # an import error inside the user's module: say which
         raise UsageError(f"cannot import {where!r}: {type(exc).__name__}: {exc}") from exc
+    except SystemExit as exc:  # a module that ends the process on import is not importable
+        raise UsageError(f"cannot import {where!r}: it called sys.exit({exc.code!r}) while "
+                         "being imported") from None
     obj = module
     for part in attr.split("."):
         try:
@@ -182,11 +185,48 @@ def registered_targets() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group="actverify.targets")}
 
 
+def _builtin_parts(reference: str) -> tuple[str, str, str]:
+    parts = reference.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise UsageError(f"target {reference!r} must look like 'builtin:ACTIVATION:ENTRY', "
+                         "e.g. builtin:sigmoid:torch.sigmoid (`actverify targets` lists them)")
+    return parts[0], parts[1], parts[2]
+
+
+def check_reference(reference: str) -> None:
+    """What can be told about a target's text form without running any of its code: UsageError
+    for a malformed reference, a builtin that does not exist, a missing file or package."""
+    if reference.startswith("builtin:"):
+        resolve_target(reference)
+        return
+    if reference in registered_targets():
+        return
+    if ":" not in reference:
+        raise UsageError(f"target {reference!r} must look like 'package.module:attr' or "
+                         "'path/to/file.py:attr'")
+    where, _, attr = reference.rpartition(":")
+    if not where or not attr:
+        raise UsageError(f"target {reference!r} must look like 'package.module:attr' or "
+                         "'path/to/file.py:attr'")
+    if where.endswith(".py"):
+        if not Path(where).is_file():
+            raise UsageError(f"target file {where!r} does not exist")
+    elif not _top_level_exists(where):
+        raise UsageError(f"cannot import {where!r}: no module named {where.split('.')[0]!r}")
+
+
+def _top_level_exists(module: str) -> bool:
+    try:  # the top-level name only: finding it imports nothing
+        return importlib.util.find_spec(module.split(".", 1)[0]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def resolve_target(reference: str, activation: str | None = None) -> Target:
     """A target from its text form: 'builtin:ACT:ENTRY', a registered entry-point name, or an
     import path ('package.module:attr', 'path/file.py:attr') with an activation."""
     if reference.startswith("builtin:"):
-        _, act, entry = reference.split(":", 2)
+        _, act, entry = _builtin_parts(reference)
         for t in builtin_targets(get_spec(act)):
             if t.name == entry:
                 return t

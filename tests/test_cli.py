@@ -70,8 +70,8 @@ USAGE_ERRORS = [
     pytest.param(["replay", "/nonexistent/actverify/case.pt"],
                  "replay file '/nonexistent/actverify/case.pt' does not exist",
                  id="missing-replay-file"),
-    pytest.param(["check", "pkg.mod:fn", "--timeout", "0"], "--timeout must be positive",
-                 id="bad-timeout"),
+    pytest.param(["check", "pkg.mod:fn", "--timeout", "0"],
+                 "--timeout must be a finite positive number", id="bad-timeout"),
 ]
 
 
@@ -148,7 +148,10 @@ def test_report_writes_the_json_report_after_every_outcome(
     assert {(o["activation"], o["dtype"], o["policy"]) for o in data["outcomes"]} == {
         ("relu", "float32", "default")}
     assert {o["status"] for o in data["outcomes"]} <= {"passed", "not_checked"}
-    # Written incrementally: before the k-th property ran, the file held the k - 1 before it.
+    assert data["complete"] is True and data["exit_status"] == 0
+    assert data["counts"]["planned"] == data["counts"]["run"] == data["counts"]["passed"]
+    # Written incrementally: before the k-th property ran, the file held the k - 1 before it
+    # (and before the first, the plan: nothing run yet, the verdict incomplete).
     assert len(seen) == len(data["outcomes"]) > 1
-    assert seen == [None] + list(range(1, len(seen)))
+    assert seen == list(range(len(seen)))
     assert not path.with_suffix(".json.tmp").exists()  # each write replaced the file whole

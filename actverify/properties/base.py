@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,10 @@ class TargetMisbehaved(Violation):
 CALL_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "actverify_call_timeout", default=None)
 _HUNG: dict[int, str] = {}  # targets that hung once: later calls fail at once (no re-waits)
+# Set by a supervised worker (actverify/isolation.py): called with the monotonic time by which
+# the target's code must return when a call starts, and with 0.0 when it returns, so that the
+# supervising parent can stop a call stuck in C code that the alarm below cannot interrupt.
+CALL_WATCH: Callable[[float], None] | None = None
 
 
 class _Expired(BaseException):
@@ -80,6 +85,9 @@ def _time_limit(target_key: int):
         raise _Expired
 
     previous = signal.signal(signal.SIGALRM, expire)
+    watch = CALL_WATCH
+    if watch is not None:
+        watch(time.monotonic() + limit)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         yield
@@ -88,6 +96,8 @@ def _time_limit(target_key: int):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if watch is not None:
+            watch(0.0)
     if target_key in _HUNG:
         _hung(target_key)
 
@@ -119,6 +129,8 @@ class Subject:
             raise
         except Exception as exc:
             raise TargetMisbehaved(f"the target raised {type(exc).__name__}: {exc}") from exc
+        except SystemExit as exc:  # a kernel that ends the process must not end the run as 0
+            raise TargetMisbehaved(f"the target called sys.exit({exc.code!r})") from exc
         if not isinstance(y, torch.Tensor):
             raise TargetMisbehaved(f"the target returned {type(y).__name__}, not a tensor")
         for what, got, want in (("dtype", y.dtype, x.dtype), ("shape", tuple(y.shape),
@@ -127,6 +139,10 @@ class Subject:
                 raise TargetMisbehaved(f"the target returned a result of {what} {got} for an "
                                        f"input of {what} {want}")
         return y
+
+    def running_target(self):
+        """The time limit of a call, for the target's code run by autograd (its backward)."""
+        return _time_limit(id(self.target))
 
     def supports(self, params: dict, ndim: int, *, backward: bool = False) -> bool:
         """Whether the target declares support for these parameters (e.g. softmax dims)."""

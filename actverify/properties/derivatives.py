@@ -29,7 +29,12 @@ def gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict, *, fn=N
     leaf = x.detach().clone().requires_grad_(True)
     y = s.call(leaf, params, fn=fn, inplace=inplace)
     try:
-        (gx,) = torch.autograd.grad(y, leaf, grad_outputs=g, create_graph=create_graph)
+        with s.running_target():
+            (gx,) = torch.autograd.grad(y, leaf, grad_outputs=g, create_graph=create_graph)
+    except TargetMisbehaved:
+        raise
+    except SystemExit as exc:
+        raise TargetMisbehaved(f"the backward called sys.exit({exc.code!r})") from exc
     except Exception as exc:
         raise TargetMisbehaved(f"the backward raised {type(exc).__name__}: {exc}") from exc
     if gx is None or gx.shape != x.shape or gx.dtype != x.dtype:

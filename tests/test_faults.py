@@ -1,0 +1,334 @@
+"""Fault injection: a verdict is a promise.
+
+One kernel per fault (tests/faults.py) through `actverify check`, the pytest suite and
+`actverify fuzz`, and SIGINT/SIGTERM sent to check and fuzz mid-run.  Each case asserts the
+exit status (0 conforms, 1 violations, 2 usage error, 3 incomplete), that the JSON (and JUnit)
+reports are valid and say what ran and what did not, and that no process it started survives.
+Independent command lines run in parallel within a test; everything is float32, one or two
+properties and tiny time limits, so the matrix stays within seconds of CPU per case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FAULTS = REPO / "tests" / "faults.py"
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="signals, /proc and ctypes "
+                                "faults as on Linux")
+
+
+@dataclass
+class Done:
+    status: int
+    out: str
+    marker: str
+
+
+def _env(marker: str, **extra: str) -> dict[str, str]:
+    # The marker is inherited by every process the command starts: survivors are found by it.
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+            "ACTVERIFY_FAULT_MARKER": marker, **extra}
+
+
+def survivors(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if f"ACTVERIFY_FAULT_MARKER={marker}".encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def run(argv: list[str], cwd: Path, *, timeout: float = 120, **env: str) -> Done:
+    marker = uuid.uuid4().hex
+    done = subprocess.run([sys.executable, "-m", *argv], cwd=cwd, env=_env(marker, **env),
+                          capture_output=True, text=True, timeout=timeout)
+    return Done(done.returncode, done.stdout + done.stderr, marker)
+
+
+def in_parallel(jobs: dict[str, callable]) -> dict:
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def gone(marker: str) -> bool:
+    deadline = time.monotonic() + 5  # a killed process may take a moment to be reaped
+    while survivors(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not survivors(marker)
+
+
+# ---------------------------------------------------------------------------------- check
+
+# kernel -> (properties checked, exit status, verdict, what the JSON counts must show)
+CHECK_MATRIX = {
+    "correct": (["signature"], 0, "conforms", {"passed": 1}),
+    "raises": (["signature"], 1, "violations", {"failed": 1}),
+    "garbage": (["signature"], 1, "violations", {"failed": 1}),
+    "hangs_in_python": (["signature"], 3, "incomplete", {"timed_out": 1}),
+    "hangs_in_c": (["signature"], 3, "incomplete", {"timed_out": 1}),
+    "segfaults": (["signature"], 1, "violations", {"failed": 1}),
+    "os_exit": (["signature"], 1, "violations", {"failed": 1}),
+    "sys_exit": (["signature"], 1, "violations", {"failed": 1}),
+    "slow": (["signature"], 3, "incomplete", {"timed_out": 1}),
+    "noisy": (["determinism"], 1, "violations", {"failed": 1}),
+}
+
+
+def _check_cli(kernels: list[str], tmp_path: Path, more: dict | None = None) -> dict:
+    """`actverify check` on each kernel (float32, its properties, 0.3 s a call), and the
+    `more` jobs, all in parallel."""
+    def job(kernel: str):
+        def go() -> tuple[Done, dict | None]:
+            report = tmp_path / f"{kernel}.json"
+            argv = ["actverify", "check", f"{FAULTS}:{kernel}", "--activation", "sigmoid",
+                    "--dtype", "float32", "--timeout", "0.3", "--json", str(report)]
+            for p in CHECK_MATRIX[kernel][0]:
+                argv += ["--property", p]
+            done = run(argv, tmp_path)
+            return done, json.loads(report.read_text()) if report.exists() else None
+        return go
+
+    return in_parallel({**{k: job(k) for k in kernels}, **(more or {})})
+
+
+def _assert_verdict(kernel: str, status: int, data: dict) -> None:
+    props, want, verdict, counts = CHECK_MATRIX[kernel]
+    assert status == want
+    assert data is not None and data["verdict"] == verdict, kernel
+    assert data["exit_status"] == want and data["complete"] is (want in (0, 1)), kernel
+    assert data["counts"]["planned"] == len(props), kernel
+    assert {k: data["counts"][k] for k in counts} == counts, (kernel, data["counts"])
+
+
+# Faults a process survives: the Python API, in this process (no worker to start).
+IN_PROCESS = ["correct", "raises", "garbage", "hangs_in_python", "sys_exit", "slow", "noisy"]
+# Faults that end or stall a process: `actverify check`, whose worker they take down.
+OUT_OF_PROCESS = ["os_exit", "segfaults", "hangs_in_c"]
+
+
+def test_faults_a_process_survives_through_the_python_api(tmp_path: Path,
+                                                            monkeypatch) -> None:
+    import actverify
+
+    monkeypatch.chdir(tmp_path)  # replay files of the findings stay out of the repository
+    for kernel in IN_PROCESS:
+        path = tmp_path / f"{kernel}.json"
+        report = actverify.check(f"{FAULTS}:{kernel}", activation="sigmoid",
+                                 dtypes=["float32"], properties=CHECK_MATRIX[kernel][0],
+                                 isolate=False, call_timeout=0.3, json_path=path)
+
+        _assert_verdict(kernel, report.exit_status, json.loads(path.read_text()))
+        if kernel == "slow":  # how to tell a slow kernel from a hung one
+            assert "rerun with --timeout 1.2" in report.outcomes[0].reason
+
+
+def test_faults_that_end_or_stall_the_process_through_check(tmp_path: Path) -> None:
+    at_import = f"{REPO / 'tests' / 'faults_exit_at_import.py'}:sigmoid"
+    results = _check_cli(OUT_OF_PROCESS, tmp_path, more={"at_import": lambda: run(
+        ["actverify", "check", at_import, "--activation", "sigmoid", "--dtype", "float32"],
+        tmp_path)})
+
+    # A module that ends the process while being imported: not importable, exit 2, one line.
+    done = results.pop("at_import")
+    assert done.status == 2 and len(done.out.strip().splitlines()) == 1, done.out
+    assert "sys.exit(0)" in done.out and gone(done.marker)
+
+    for kernel in OUT_OF_PROCESS:
+        done, data = results[kernel]
+        _assert_verdict(kernel, done.status, data)
+        assert gone(done.marker), f"{kernel}: a process outlived the run"
+    message = {k: results[k][1]["findings"][0]["failure"]["message"] for k in OUT_OF_PROCESS}
+    assert "killed by SIGSEGV" in message["segfaults"]
+    assert "exit status 0" in message["os_exit"]
+    assert "did not return within 0.3 s" in message["hangs_in_c"]
+    # Slow or hung? The report says how to give a slow kernel more time.
+    assert "rerun with --timeout 1.2" in results["hangs_in_c"][1]["outcomes"][0]["reason"]
+
+
+@pytest.mark.slow
+def test_every_fault_through_the_check_command(tmp_path: Path) -> None:
+    results = _check_cli(list(CHECK_MATRIX), tmp_path)
+
+    for kernel, (done, data) in results.items():
+        _assert_verdict(kernel, done.status, data)
+        assert gone(done.marker), f"{kernel}: a process outlived the run"
+    assert "sys.exit(0)" in results["sys_exit"][1]["findings"][0]["failure"]["message"]
+
+
+def test_a_target_that_declares_limits_is_not_checked(tmp_path: Path) -> None:
+    import actverify
+
+    report = actverify.check(f"{FAULTS}:cuda_only", activation="sigmoid", dtypes=["float32"],
+                             devices=["cpu"], properties=["signature"], isolate=False)
+
+    assert report.verdict == "nothing checked" and report.exit_status == 3
+    assert report.counts()["not_checked"] >= 1
+
+
+# ------------------------------------------------------------------- pytest suite and fuzz
+
+@pytest.mark.parametrize("cases", [
+    pytest.param(["suite-cuda_only", "fuzz-hangs_in_c"], id="default"),
+    pytest.param(["suite-os_exit", "suite-hangs_in_c", "fuzz-cuda_only"], id="more",
+                 marks=pytest.mark.slow)])
+def test_faults_through_the_pytest_suite_and_fuzz(cases: list[str], tmp_path: Path) -> None:
+    def suite(kernel: str):
+        def go() -> tuple[Done, ET.Element]:
+            junit = tmp_path / f"{kernel}.xml"
+            done = run(["pytest", str(REPO / "properties"), f"--rootdir={REPO}", "-p",
+                        "no:cacheprovider", "-p", "no:randomly", "-n", "0", "-q",
+                        "--actverify-target", f"{FAULTS}:{kernel}=sigmoid",
+                        "--actverify-dtype", "float32", "-k", "signature",
+                        f"--junitxml={junit}"], tmp_path, ACTVERIFY_TIMEOUT="0.5")
+            return done, ET.parse(junit).getroot()
+        return go
+
+    def fuzz(kernel: str):
+        def go() -> tuple[Done, dict, ET.Element]:
+            out, junit = tmp_path / f"fuzz-{kernel}.json", tmp_path / f"fuzz-{kernel}.xml"
+            done = run(["actverify", "fuzz", "--minutes", "0.5", "--workers", "0",
+                        "--target", f"{FAULTS}:{kernel}=sigmoid", "--json", str(out),
+                        "--junitxml", str(junit), "--", "-k", "signature",
+                        "--actverify-dtype", "float32"], tmp_path, ACTVERIFY_TIMEOUT="0.5",
+                       TMPDIR=str(tmp_path))
+            return done, json.loads(out.read_text()), ET.parse(junit).getroot()
+        return go
+
+    jobs = {"suite-os_exit": suite("os_exit"), "suite-hangs_in_c": suite("hangs_in_c"),
+            "suite-cuda_only": suite("cuda_only"), "fuzz-hangs_in_c": fuzz("hangs_in_c"),
+            "fuzz-cuda_only": fuzz("cuda_only")}
+    results = in_parallel({name: jobs[name] for name in cases})
+
+    for name in {"suite-os_exit", "suite-hangs_in_c"} & set(cases):  # the test fails, and
+        done, junit = results[name]  # pytest goes on and reports (a timeout: incomplete, 3)
+        assert done.status == (3 if "hangs" in name else 1), done.out[-2000:]
+        suite_node = junit if junit.tag == "testsuite" else junit.find("testsuite")
+        assert suite_node.get("tests") == "1" and suite_node.get("failures") == "1"
+        assert gone(done.marker)
+    if "suite-cuda_only" in results:  # declared limits: skipped, never a crash
+        done, junit = results["suite-cuda_only"]
+        assert done.status == 0 and "NoneType" not in done.out, done.out[-2000:]
+        assert "1 skipped" in done.out
+    if "fuzz-hangs_in_c" in results:  # a hang is a finding, not "0 failures, exit 0";
+        done, summary, junit = results["fuzz-hangs_in_c"]  # timed out: incomplete, never 1
+        assert done.status == 3 and summary["verdict"] == "incomplete", done.out[-2000:]
+        assert "TIMED OUT" in done.out and summary["failures"][0]["timed_out"]
+        assert summary["planned"] == summary["run"] == 1 and junit.get("planned") == "1"
+        assert gone(done.marker)
+    if "fuzz-cuda_only" in results:  # nothing checked is no pass
+        done, summary, junit = results["fuzz-cuda_only"]
+        assert done.status == 3 and summary["verdict"] == "nothing checked", done.out[-2000:]
+        assert "NoneType" not in done.out
+    assert not list(tmp_path.glob("actverify-fuzz-*"))  # no temporary directory left
+
+
+# ----------------------------------------------------------------------------- signals
+
+def _interrupt(argv: list[str], cwd: Path, sig: int, *, after: str, **env: str) -> Done:
+    """Start `argv`, wait until its output shows `after` (it is mid-run), send `sig`."""
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=cwd, env=_env(marker, **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if after in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=60)
+    return Done(proc.returncode, "".join(seen) + rest, marker)
+
+
+@pytest.mark.parametrize("cases", [
+    pytest.param(["check-SIGINT", "fuzz-SIGTERM"], id="default"),
+    pytest.param(["check-SIGTERM", "fuzz-SIGINT"], id="more", marks=pytest.mark.slow)])
+def test_sigint_and_sigterm_stop_check_and_fuzz_with_their_reports(cases: list[str],
+                                                                    tmp_path: Path) -> None:
+    def check(sig: int):
+        def go() -> tuple[Done, dict]:
+            report = tmp_path / f"check-{sig}.json"
+            # The slow kernel (0.5 s a call, 20 s allowed) keeps the run busy when the signal
+            # comes; the worker prints nothing, so wait for the report file instead.
+            marker = uuid.uuid4().hex
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "actverify", "check", f"{FAULTS}:slow", "--activation",
+                 "sigmoid", "--dtype", "float32", "--timeout", "20", "--property",
+                 "signature", "--property", "determinism", "--json", str(report)],
+                cwd=tmp_path, env=_env(marker), stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True)
+            while not report.exists() and proc.poll() is None:
+                time.sleep(0.1)
+            time.sleep(1.0)
+            proc.send_signal(sig)
+            out, _ = proc.communicate(timeout=60)
+            return Done(proc.returncode, out, marker), json.loads(report.read_text())
+        return go
+
+    def fuzz(sig: int):
+        def go() -> tuple[Done, dict, ET.Element]:
+            out, junit = tmp_path / f"fuzz-{sig}.json", tmp_path / f"fuzz-{sig}.xml"
+            done = _interrupt(["actverify", "fuzz", "--minutes", "2", "--workers", "0",
+                               "--target", f"{FAULTS}:hangs_in_c=sigmoid", "--json", str(out),
+                               "--junitxml", str(junit), "--", "-k", "signature",
+                               "--actverify-dtype", "float32"], tmp_path, sig,
+                              after="fuzz: 0 workers", ACTVERIFY_TIMEOUT="60",
+                              TMPDIR=str(tmp_path))
+            return done, json.loads(out.read_text()), ET.parse(junit).getroot()
+        return go
+
+    results = in_parallel({name: (check if name.startswith("check") else fuzz)(
+        getattr(signal, name.split("-")[1])) for name in cases})
+
+    for name in [c for c in cases if c.startswith("check")]:
+        done, data = results[name]
+        assert done.status == 3, done.out[-2000:]
+        assert data["verdict"] == "incomplete" and not data["complete"]
+        assert data["counts"]["planned"] == 2 and data["counts"]["run"] < 2
+        assert any("interrupted by SIG" in why for why in data["incomplete"])
+        assert gone(done.marker), name
+    for name in [c for c in cases if c.startswith("fuzz")]:
+        done, summary, junit = results[name]
+        assert done.status == 3, done.out[-2000:]
+        assert summary["verdict"] == "incomplete" and "interrupted by SIG" in summary[
+            "incomplete"][0]
+        assert junit.tag == "testsuites" and junit.get("not_run") is not None
+        assert gone(done.marker), name
+    assert not list(tmp_path.glob("actverify-fuzz-*"))
+
+
+# ------------------------------------------------------------------------------- seeds
+
+def test_seeds_derive_from_the_kernel_not_from_how_its_path_is_spelled() -> None:
+    from actverify.runner import kernel_identity
+    from actverify.targets import resolve_target
+
+    spellings = ["tests/faults.py:correct", "./tests/faults.py:correct",
+                 "tests/../tests/faults.py:correct", f"{FAULTS}:correct"]
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        identities = {kernel_identity(resolve_target(s, "sigmoid")) for s in spellings}
+    finally:
+        os.chdir(cwd)
+
+    assert identities == {"faults:correct"}
