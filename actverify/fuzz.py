@@ -490,22 +490,29 @@ def _failure_sections(log: str) -> dict[str, str]:
     if "= FAILURES =" not in log:
         return out
     body = log.split("= FAILURES =", 1)[1]
-    name, lines = None, []
+    name, lines, raw = None, [], []
+
+    def keep() -> None:
+        # A test failed with pytest.fail(..., pytrace=False) prints its message as is.
+        out[name] = "\n".join(lines or [r for r in raw if r.strip()])
+
     for line in body.splitlines():
         if line.startswith("=") and line.endswith("=") and " " in line:
             break  # the next section (short test summary, warnings, ...)
         m = _SECTION.match(line)
         if m:
             if name:
-                out[name] = "\n".join(lines)
-            name, lines = m.group("name"), []
+                keep()
+            name, lines, raw = m.group("name"), [], []
         elif name and line.startswith("E "):
             text = line[2:]
             if text.lstrip().startswith("assert ") or text.strip().startswith(("+", "-  ")):
                 continue  # pytest's own rewriting of `assert status == "passed"`
             lines.append(text)
+        elif name and not line.startswith("[gw"):
+            raw.append(line)
     if name:
-        out[name] = "\n".join(lines)
+        keep()
     return {k: _dedent(v) for k, v in out.items()}
 
 

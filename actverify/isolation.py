@@ -126,7 +126,7 @@ class Supervisor:
     outlives the block."""
 
     def __init__(self, *, source: str, activation: str | None, policy: str, kink: str,
-                 profile: str, call_timeout: float, dtypes: Sequence[str],
+                 profile: str | None, call_timeout: float, dtypes: Sequence[str],
                  devices: Sequence[str], properties: Sequence[str] | None = None,
                  max_examples: int | None = None) -> None:
         self._args = dict(source=source, activation=activation, policy=policy, kink=kink,

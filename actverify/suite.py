@@ -143,9 +143,14 @@ def outcome_of(case: SuiteCase):
     import os
 
     from actverify.isolation import Supervisor
+    from actverify.profiles import PREFIX, profile_settings
 
-    profile = settings.get_current_profile_name()
-    max_examples = settings.default.max_examples  # the loaded profile, capped by a fuzz round
+    # The worker searches as this process would (profile_settings: an actverify profile, as
+    # loaded and capped by a fuzz round; else ACTVERIFY_PROFILE or `dev`, never a user's
+    # Hypothesis profile, which the worker's fresh interpreter would not know).
+    current = settings.get_current_profile_name()
+    profile = current if current.startswith(PREFIX) else None
+    max_examples = profile_settings().max_examples
     policy, _, kink = s.policy.name.partition("+kink=")
     key = (s.target.source, s.target.activation, policy, kink, profile, max_examples, timeout)
     supervisor = _SUPERVISORS.get(key)
