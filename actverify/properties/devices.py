@@ -1,9 +1,12 @@
 """Cross-device agreement: a kernel on an accelerator against PyTorch's CPU kernel.
 
-These properties apply only off the CPU (`off_cpu=True`); the device is the subject's.
+These properties apply only off the CPU (`off_cpu=True`); the device is the subject's: an
+accelerator, or the stand-in second device `cpu:1` (actverify/standin.py) where none exists.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -12,6 +15,11 @@ from actverify.properties.derivatives import (differentiable, gradient, toleranc
                                               upstream_inputs)
 from actverify.properties.semantics import differ, inconsistent, with_layouts
 from actverify.strategies import Case
+
+
+def on_cpu(s: Subject) -> Subject:
+    """The same target and policy on the CPU, where PyTorch's reference results come from."""
+    return dataclasses.replace(s, device="cpu")
 
 
 def _agree(s: Subject, case: Case, here: torch.Tensor, cpu: torch.Tensor, what: str,
@@ -29,7 +37,7 @@ def _agree(s: Subject, case: Case, here: torch.Tensor, cpu: torch.Tensor, what: 
      applies=always, inputs=with_layouts, off_cpu=True)
 def cross_device(s: Subject, case: Case) -> None:
     here = s.call(case.x, case.params)
-    cpu = s.call(case.x.cpu(), case.params, fn=s.spec.canonical.fn, inplace=False)
+    cpu = on_cpu(s).call(case.x.cpu(), case.params, fn=s.spec.canonical.fn, inplace=False)
     _agree(s, case, here, cpu, f"{s.target.name} on {s.device}")
 
 
@@ -39,6 +47,7 @@ def cross_device(s: Subject, case: Case) -> None:
 def cross_device_gradient(s: Subject, case: Case) -> None:
     x, g = case.x[0], case.x[1]
     here = gradient(s, x, g, case.params)
-    cpu = gradient(s, x.cpu(), g.cpu(), case.params, fn=s.spec.canonical.fn, inplace=False)
+    cpu = gradient(on_cpu(s), x.cpu(), g.cpu(), case.params, fn=s.spec.canonical.fn,
+                   inplace=False)
     _agree(s, Case(x, case.params), here, cpu, f"the gradient of {s.target.name} on {s.device}",
            allowance=tolerance(s, x, g, case.params))
