@@ -7,7 +7,7 @@
     actverify sweep [TARGET --activation NAME | --builtin] [--dtype D]... [--device DEV]
                     [--range LO:HI] [--all-float32] [--out DIR]
     actverify targets
-    actverify gpu-check OUT
+    actverify gpu-check OUT [--device DEV]
     actverify replay PATH
     actverify fuzz --minutes M [--workers N] [--target T=ACT]... [--db URL] [--read-only-db]
                    [--shard K/N] [--seed S] [--junitxml PATH] [--json PATH] [-- PYTEST_ARGS]
@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     gpu = sub.add_parser("gpu-check", help="run the CUDA checks (a no-op report without a GPU)")
     gpu.add_argument("out", help="folder for summary.json, summary.md and the reports")
     gpu.add_argument("--profile", default="dev", choices=sorted(PROFILES))
+    gpu.add_argument("--device", metavar="DEV", help="the second device: cuda (default when "
+                     "present), or cpu:1 to run the flow on the stand-in (docs/cuda.md)")
     replay = sub.add_parser("replay", help="re-run one saved failing case")
     replay.add_argument("path", help="a replay file named in a failure report")
     from actverify.fuzz import add_arguments as fuzz_arguments
@@ -188,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "gpu-check":
             from actverify.gpucheck import gpu_check
 
-            return gpu_check(Path(args.out), profile=args.profile)
+            return gpu_check(Path(args.out), profile=args.profile, device=args.device)
         if args.command == "replay":
             from actverify.runner import main_replay
 
