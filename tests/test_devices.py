@@ -100,7 +100,8 @@ def test_gpu_check_flow_runs_on_the_stand_in(tmp_path: Path) -> None:
     assert status == 1, summary
     assert [summary[s]["status"] for s in ("suite", "sweeps", "examples")] == ["ok"] * 3
     assert summary["suite"]["ok"] and summary["suite"]["cross_device"]["passed"] == 2
-    assert summary["sweeps"]["ok"] and "F.relu [relu] float16: ok" in summary["sweeps"]["results"][0]
+    assert summary["sweeps"]["ok"]
+    assert "F.relu [relu] float16: ok" in summary["sweeps"]["results"][0]
     checked = summary["examples"]["checked"]
     assert checked["examples/triton_kernels.py:relu"]["verdict"] == "conforms"
     assert checked["examples/cuda_extension.py:relu"]["verdict"] == "not run"
