@@ -1,7 +1,7 @@
 """`actverify gpu-check OUT`: the CUDA checks in one short run, for a machine with a GPU.
 
-Needs only what such a machine has (torch, triton, hypothesis, pytest, pytest-xdist), no
-network.  Four steps, each timed and kept even when another fails:
+Needs actverify's own dependencies (torch, hypothesis, numpy, mpmath, rich) and triton, no
+network; matplotlib only for the sweep report's plots.  Four steps, each timed and kept even when another fails:
 
 1. suite     every property on PyTorch's entry points, every dtype, on the device; the
              cross-device properties (results and gradients against the CPU's) included.
@@ -77,6 +77,8 @@ def _step(results: dict, name: str, fn: Callable[[], dict]) -> None:
 def _suite_part(activation: str, device: str, dtypes: tuple[str, ...] | None,
                 profile: str, entry_points: bool) -> list:
     """One activation's share of the suite (in a worker process, or here)."""
+    from rich.console import Console
+
     from actverify.profiles import profile_settings
     from actverify.report import Report
     from actverify.targets import all_builtin_targets
@@ -84,7 +86,8 @@ def _suite_part(activation: str, device: str, dtypes: tuple[str, ...] | None,
     torch.set_num_threads(1)  # parallelism is in the processes (docs/performance.md)
     targets = all_builtin_targets([activation])
     report = Report.run(targets if entry_points else targets[:1], dtypes=dtypes,
-                        devices=[device], settings=profile_settings(profile))
+                        devices=[device], settings=profile_settings(profile),
+                        console=Console(stderr=True, quiet=True))  # one summary at the end
     return report.outcomes
 
 
@@ -125,9 +128,16 @@ def run_sweeps(plan: Plan, out: Path) -> dict:
 
     targets = [builtin_targets(get_spec(a))[0] for a in (plan.activations or registry())]
     dtypes = [d for d in SWEEP_DTYPES if plan.dtypes is None or d in plan.dtypes]
+    try:  # the report's plots need matplotlib, which a bare GPU machine may lack
+        import matplotlib  # noqa: F401
+
+        out_dir, note = out / "sweep", "report: sweep/sweep.md"
+    except ImportError:
+        out_dir, note = None, "matplotlib absent: no sweep report, figures in summary.json"
     found = sweep.run_sweep(targets=targets, dtypes=dtypes, device=plan.device,
-                            out_dir=out / "sweep", report_format="md", progress=False)
-    return {"ok": all(r.ok for r in found), "results": [r.summary() for r in found]}
+                            out_dir=out_dir, report_format="md", progress=False)
+    return {"ok": all(r.ok for r in found), "note": note,
+            "results": [r.summary() for r in found], "figures": [r.to_dict() for r in found]}
 
 
 # --------------------------------------------------------------------------- examples
@@ -213,7 +223,7 @@ def _markdown(results: dict) -> str:
                   f"{', '.join(r['failed_properties']) or '-'} |" for r in suite["rows"]]
         lines += [f"- {f}" for f in suite.get("failures", []) + suite.get("errors", [])]
     if results.get("sweeps", {}).get("results"):
-        lines += ["", "## Sweeps (report: sweep/)", ""]
+        lines += ["", f"## Sweeps ({results['sweeps']['note']})", ""]
         lines += [f"- {s}" for s in results["sweeps"]["results"]]
     if results.get("examples", {}).get("checked"):
         lines += ["", "## Examples", ""]

@@ -181,6 +181,8 @@ class _Child:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
 
 
 _CHILDREN: dict[str, _Child] = {}

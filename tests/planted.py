@@ -711,3 +711,17 @@ def softmax_backward_mean_centred(x: torch.Tensor, dim: int = -1) -> torch.Tenso
     Jacobian is neither symmetric nor has rows summing to zero.  Caught by
     `softmax_jacobian`."""
     return _SoftmaxBackward.apply(x, dim, lambda y, g, d: y * (g - g.mean(d, keepdim=True)))
+
+
+@planted("sigmoid", "cross_device", evidence="by more than the accuracy bound",
+         device="cuda")
+def sigmoid_fast_exp_on_accelerator(x: torch.Tensor) -> torch.Tensor:
+    """Device-dependent accuracy: on an accelerator exp(-x) is computed as exp2 of -x log2(e)
+    rounded to the input's format first (what CUDA's fast `__expf` does), so the error grows
+    with |x| (about 8 ulp at |x| = 16 in float32); the CPU's is accurate.  The results differ
+    by more than two accuracy bounds, not merely in their bits.  Caught by `cross_device`
+    (on an accelerator, or on the stand-in second device cpu:1)."""
+    if not _on_accelerator(x) or not x.is_floating_point():
+        return torch.sigmoid(x)
+    t = (x * -1.4426950408889634).to(x.dtype)  # the product rounded: its error is exp2's
+    return (1 / (1 + torch.exp2(t.double()))).to(x.dtype)

@@ -116,3 +116,27 @@ def test_gpu_check_needs_a_second_device(tmp_path: Path, capsys) -> None:
         return
     assert main(["gpu-check", str(tmp_path)]) == 0
     assert "nothing was checked on CUDA" in (tmp_path / "summary.md").read_text()
+
+
+SMALL_BOUNDARY = 2**16
+
+
+def wraps_past_the_boundary(x: torch.Tensor) -> torch.Tensor:
+    """Planted: a kernel whose index wraps at the boundary (a 32-bit index on a GPU, here
+    2^16): elements past it get the results of the first ones again."""
+    y = torch.sigmoid(x)
+    y[SMALL_BOUNDARY:] = y[:x.numel() - SMALL_BOUNDARY].clone()
+    return y
+
+
+def test_the_huge_case_runs_its_plan_on_the_stand_in() -> None:
+    """The >2^31-element check, with a boundary of 2^16: PyTorch's sigmoid passes on the
+    stand-in; a kernel whose index wraps at the boundary is caught in the straddling window."""
+    from actverify.huge import past_boundary, windows
+
+    assert windows(2**31 + 4097) == (0, 2**31 - 2048, 2**31 + 1)
+    sigmoid = builtin_targets(get_spec("sigmoid"))[0]
+    assert past_boundary(sigmoid, STAND_IN, boundary=SMALL_BOUNDARY) == []
+    wrapping = resolve_target("tests.test_devices:wraps_past_the_boundary", "sigmoid")
+    problems = past_boundary(wrapping, STAND_IN, boundary=SMALL_BOUNDARY)
+    assert len(problems) == 2 and "near element 6" in problems[0], problems
