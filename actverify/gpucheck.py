@@ -259,6 +259,8 @@ def gpu_check(out: Path, *, device: str | None = None, profile: str = "dev",
                                         "on CUDA.\n")
         print("no GPU: nothing was checked on CUDA (the GPU run is still owed)")
         return 0
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be at least 1, got {workers}")
     chosen = resolve_device(device or "cuda")
     if not is_second_device(chosen):
         raise UsageError(f"gpu-check needs a second device, not {chosen!r}: 'cuda', or "

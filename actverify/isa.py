@@ -235,7 +235,8 @@ def markdown(results: list[PassResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_isa(*, activations=None, dtypes=None, capabilities=None, json_path: str | None = None,
+def run_isa(*, activations: Iterable[str] | None = None, dtypes: Iterable[str] | None = None,
+            capabilities: Iterable[str] | None = None, json_path: str | None = None,
             backward: bool = True) -> int:
     """The `actverify isa` command: print the table; exit 1 if a difference leaves the
     accuracy model."""

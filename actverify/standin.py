@@ -24,11 +24,14 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
 
 from actverify.devices import STAND_IN, STAND_IN_CAPABILITY
+
+if TYPE_CHECKING:
+    from actverify.targets import Target
 
 
 # Set in the child's environment: a kernel can tell it runs "on" the stand-in (planted
@@ -207,7 +210,7 @@ def child_capability() -> str:
     return child().request(op="hello")["capability"]
 
 
-def _reference(fn: Callable, target) -> tuple[str, str]:
+def _reference(fn: Callable, target: Target) -> tuple[str, str]:
     """How the child finds `fn`: the target's source, or PyTorch's entry point it is."""
     from actverify.spec import registry
 
@@ -274,7 +277,7 @@ class _Vjp(torch.autograd.Function):
         return got["gxx"], got["ggy"], None
 
 
-def remote(fn: Callable, *, target, inplace: bool) -> Callable[..., torch.Tensor]:
+def remote(fn: Callable, *, target: Target, inplace: bool) -> Callable[..., torch.Tensor]:
     """`fn` (the target's kernel or a PyTorch entry point) as a kernel of the stand-in device:
     same signature, run in the child, differentiable here."""
     ref, activation = _reference(fn, target)

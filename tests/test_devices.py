@@ -87,19 +87,24 @@ def test_the_suite_runs_cross_device_properties_on_the_stand_in_without_an_accel
     assert all(c.group == "devices" for c in cases if c.subject.device == STAND_IN)
 
 
-def test_gpu_check_flow_runs_on_the_stand_in(tmp_path: Path) -> None:
-    """Every step of `actverify gpu-check` (suite with cross-device properties, 16-bit
-    sweeps, Triton and CUDA-extension examples, one report) on the stand-in, narrowed to one
-    activation and dtype.  The CUDA extension cannot run there: reported as not run, so the
-    run does not conform (exit 1) though everything that ran held."""
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_gpu_check_flow_runs_on_the_stand_in(tmp_path: Path, workers: int) -> None:
+    """Every step of `actverify gpu-check` (suite with the cross-device properties, 16-bit
+    sweeps, Triton and CUDA-extension examples, one report) on the stand-in, narrowed to two
+    activations, one dtype and each activation's canonical form; with 2 workers the suite
+    runs in worker processes as on a GPU machine (slow: each starts torch and a stand-in).
+    The CUDA extension cannot run there: reported as not run, so the run does not conform
+    (exit 1) though everything that ran held."""
     examples = [("examples/triton_kernels.py:relu", "relu"),
                 ("examples/cuda_extension.py:relu", "relu")]
-    status = gpu_check(tmp_path, device=STAND_IN, activations=["relu"], dtypes=["float16"],
-                       examples=examples, workers=1, entry_points=False)
+    status = gpu_check(tmp_path, device=STAND_IN, activations=["relu", "step"],
+                       dtypes=["float16"], examples=examples, workers=workers,
+                       entry_points=False)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert status == 1, summary
     assert [summary[s]["status"] for s in ("suite", "sweeps", "examples")] == ["ok"] * 3
-    assert summary["suite"]["ok"] and summary["suite"]["cross_device"]["passed"] == 2
+    assert summary["suite"]["ok"] and summary["suite"]["cross_device"]["passed"] == 3
+    assert [r["activation"] for r in summary["suite"]["rows"]] == ["relu", "step"]
     assert summary["sweeps"]["ok"]
     assert "F.relu [relu] float16: ok" in summary["sweeps"]["results"][0]
     checked = summary["examples"]["checked"]
