@@ -128,6 +128,8 @@ def run_sweeps(plan: Plan, out: Path) -> dict:
 
     targets = [builtin_targets(get_spec(a))[0] for a in (plan.activations or registry())]
     dtypes = [d for d in SWEEP_DTYPES if plan.dtypes is None or d in plan.dtypes]
+    if not dtypes:  # nothing swept is no pass
+        return {"ok": False, "note": "not run: no 16-bit dtype chosen", "results": []}
     try:  # the report's plots need matplotlib, which a bare GPU machine may lack
         import matplotlib  # noqa: F401
 
@@ -211,8 +213,9 @@ def _markdown(results: dict) -> str:
             continue
         verdict = r["status"] if r["status"] != "ok" else ("held" if r.get("ok") else
                                                            "violations or not run")
-        lines.append(f"- {part}: {verdict}, {r['seconds']} s"
-                     + (f": {r['error']}" if r["status"] == "error" else ""))
+        why = r["error"] if r["status"] == "error" else r.get("note", "")
+        shown = r["status"] == "error" or why.startswith("not run")
+        lines.append(f"- {part}: {verdict}, {r['seconds']} s" + (f": {why}" if shown else ""))
     suite = results.get("suite", {})
     if suite.get("rows"):
         lines += ["", "## Suite", "", f"cross-device properties: {suite['cross_device']}", "",

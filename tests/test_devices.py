@@ -145,3 +145,28 @@ def test_the_huge_case_runs_its_plan_on_the_stand_in() -> None:
     wrapping = resolve_target("tests.test_devices:wraps_past_the_boundary", "sigmoid")
     problems = past_boundary(wrapping, STAND_IN, boundary=SMALL_BOUNDARY)
     assert len(problems) == 2 and "near element 6" in problems[0], problems
+
+
+def relu_positive_zero(x: torch.Tensor) -> torch.Tensor:
+    """relu(-0.0) = +0.0, as Triton's tl.maximum and inductor give it."""
+    return torch.relu(x) + 0.0
+
+
+@pytest.mark.parametrize("policy, holds", [("default", True), ("strict", False)])
+def test_cross_device_leaves_relus_zero_sign_free_unless_strict(policy: str, holds: bool
+                                                                ) -> None:
+    """Found by running gpu-check's flow on the stand-in: the Triton relu example returns
+    +0.0 for -0.0, which the relu spec allows (F8); bit-for-bit agreement across devices
+    counts the zero's sign only where the spec or the policy says it does."""
+    from actverify.accuracy import policy_named
+    from actverify.properties import Violation
+    from actverify.strategies import Case
+
+    target = resolve_target("tests.test_devices:relu_positive_zero", "relu")
+    subject = Subject(target, float_format("float32"), STAND_IN, policy_named(policy))
+    case = Case(torch.tensor([-0.0, 0.0, -1.0, 2.0]))
+    if holds:
+        all_properties()["cross_device"].check(subject, case)
+    else:
+        with pytest.raises(Violation, match="differs from the CPU's"):
+            all_properties()["cross_device"].check(subject, case)
