@@ -7,7 +7,8 @@
     actverify sweep [TARGET --activation NAME | --builtin] [--dtype D]... [--device DEV]
                     [--range LO:HI] [--all-float32] [--out DIR]
     actverify targets
-    actverify gpu-check OUT
+    actverify gpu-check OUT [--device DEV]
+    actverify isa [--activation NAME]... [--dtype D]... [--capability C]... [--json PATH]
     actverify replay PATH [--root DIR]
     actverify --version
     actverify fuzz --minutes M [--workers N] [--target T=ACT]... [--db URL] [--read-only-db]
@@ -102,10 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--format", default="html", choices=["html", "md"],
                        help="report format: self-contained HTML, or Markdown with PNG files")
     add_threads_argument(sweep, work="sweep")
+    isa = sub.add_parser("isa", help="compare PyTorch's CPU kernels across the instruction-"
+                         "set capabilities this machine supports (default, avx2, avx512)")
+    isa.add_argument("--activation", action="append", default=[], metavar="NAME")
+    isa.add_argument("--dtype", action="append", default=[], metavar="D")
+    isa.add_argument("--capability", action="append", default=[], metavar="C",
+                     help="ATen CPU capability to compare with the one PyTorch picks, repeatable; "
+                          "default every one supported")
+    isa.add_argument("--forward-only", action="store_true", help="skip the backward passes")
+    isa.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     sub.add_parser("targets", help="list PyTorch's entry points and registered kernels")
     gpu = sub.add_parser("gpu-check", help="run the CUDA checks (a no-op report without a GPU)")
     gpu.add_argument("out", help="folder for summary.json, summary.md and the reports")
     gpu.add_argument("--profile", default="dev", choices=sorted(PROFILES))
+    gpu.add_argument("--device", metavar="DEV", help="the second device: cuda (default when "
+                     "present), or cpu:1 to run the flow on the stand-in (docs/cuda.md)")
     add_threads_argument(gpu)
     replay = sub.add_parser("replay", help="re-run one saved failing case")
     replay.add_argument("path", help="a replay file named in a failure report")
@@ -239,7 +251,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "gpu-check":
             from actverify.gpucheck import gpu_check
 
-            return gpu_check(Path(args.out), profile=args.profile)
+            return gpu_check(Path(args.out), profile=args.profile, device=args.device)
+        if args.command == "isa":
+            from actverify.devices import check_capability
+            from actverify.dtypes import float_format
+            from actverify.isa import run_isa
+            from actverify.spec import get_spec
+
+            return run_isa(activations=[get_spec(a).name for a in args.activation] or None,
+                           dtypes=[float_format(d).name for d in args.dtype] or None,
+                           capabilities=[check_capability(c) for c in args.capability] or None,
+                           json_path=args.json, backward=not args.forward_only)
         if args.command == "replay":
             from actverify.runner import main_replay
 

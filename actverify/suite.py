@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from actverify.accuracy import Policy, policy_named
-from actverify.devices import available_devices
+from actverify.devices import available_devices, second_device
 from actverify.dtypes import DTYPE_NAMES, float_format
 from actverify.properties import Property, Subject, properties_for
 from actverify.runner import subjects
@@ -45,9 +45,23 @@ def suite_cases(*, dtypes: Iterable[str] | None = None, devices: Iterable[str] |
                 targets: Iterable[Target] | None = None, policy: str | Policy = "default"
                 ) -> list[SuiteCase]:
     chosen = list(targets) if targets else list(all_builtin_targets(activations))
-    return [SuiteCase(prop, subject)
-            for subject in subjects(chosen, dtypes=dtypes, devices=devices, policy=policy)
-            for prop in properties_for(subject.target, subject.fmt.name, subject.device)]
+    devices = list(devices) if devices else list(available_devices())
+    found = [SuiteCase(prop, subject)
+             for subject in subjects(chosen, dtypes=dtypes, devices=devices, policy=policy)
+             for prop in properties_for(subject.target, subject.fmt.name, subject.device)]
+    # The cross-device properties need a second device: without one they run on the
+    # stand-in (docs/cuda.md), so that their code runs, and is tested, on every machine.
+    # PyTorch's other entry points are checked against the canonical form on the CPU
+    # already; on the stand-in, the canonical form of each activation stands for them.
+    stand_in = second_device(devices)
+    if stand_in is not None:
+        sample = [t for t in chosen if not t.builtin or t.name == t.spec.canonical.name]
+        found += [SuiteCase(prop, subject)
+                  for subject in subjects(sample, dtypes=dtypes, devices=[stand_in],
+                                          policy=policy)
+                  for prop in properties_for(subject.target, subject.fmt.name, stand_in)
+                  if prop.off_cpu]
+    return found
 
 
 def suite_params(group: str, **selection) -> list:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from actverify.standin import on_stand_in
 from tests.gradient_kernels import custom_function
 
 Kernel = Callable[..., torch.Tensor]
@@ -491,14 +492,16 @@ def sigmoid_half_arithmetic(x: torch.Tensor) -> torch.Tensor:
 
 
 def _on_accelerator(x: torch.Tensor) -> bool:
-    return x.device.type != "cpu"
+    # The stand-in second device (cpu:1) runs kernels in a child process on CPU tensors.
+    return x.device.type != "cpu" or on_stand_in()
 
 
 @planted("relu", "cross_device", evidence="differs from the CPU's", device="cuda")
 def relu_flushes_on_accelerator(x: torch.Tensor) -> torch.Tensor:
     """Device-dependent results: on an accelerator the kernel is compiled with flush-to-zero,
     so relu of a positive subnormal is 0 there and the subnormal itself on the CPU (relu must
-    give the same bits everywhere).  Caught by `cross_device` (needs an accelerator)."""
+    give the same bits everywhere).  Caught by `cross_device` (on an accelerator, or on the
+    stand-in second device cpu:1)."""
     y = torch.relu(x)
     if _on_accelerator(x):
         y = torch.where(y.abs() < torch.finfo(x.dtype).tiny, torch.zeros_like(y), y)
@@ -638,7 +641,7 @@ def leaky_backward_default_slope_on_accelerator(x: torch.Tensor, negative_slope:
                                                 ) -> torch.Tensor:
     """Device-dependent backward: the accelerator's backward kernel uses the default slope
     0.01 whatever the forward used; the CPU's is right.  Caught by `cross_device_gradient`
-    (needs an accelerator)."""
+    (on an accelerator, or on the stand-in second device cpu:1)."""
     slope = 0.01 if _on_accelerator(x) else negative_slope
     return _LeakyBackward.apply(x, negative_slope, slope)
 
@@ -789,3 +792,17 @@ def tanh_numpy_random_noise(x: torch.Tensor) -> torch.Tensor:
     import numpy as np
 
     return _off_by_one_ulp_sometimes(torch.tanh(x), float(np.random.random()))
+
+
+@planted("sigmoid", "cross_device", evidence="by more than the accuracy bound",
+         device="cuda")
+def sigmoid_fast_exp_on_accelerator(x: torch.Tensor) -> torch.Tensor:
+    """Device-dependent accuracy: on an accelerator exp(-x) is computed as exp2 of -x log2(e)
+    rounded to the input's format first (what CUDA's fast `__expf` does), so the error grows
+    with |x| (about 8 ulp at |x| = 16 in float32); the CPU's is accurate.  The results differ
+    by more than two accuracy bounds, not merely in their bits.  Caught by `cross_device`
+    (on an accelerator, or on the stand-in second device cpu:1)."""
+    if not _on_accelerator(x) or not x.is_floating_point():
+        return torch.sigmoid(x)
+    t = (x * -1.4426950408889634).to(x.dtype)  # the product rounded: its error is exp2's
+    return (1 / (1 + torch.exp2(t.double()))).to(x.dtype)

@@ -21,6 +21,7 @@ import torch
 from hypothesis import strategies as st
 
 from actverify.accuracy import Policy, reference_dtype, to_reference, ulp
+from actverify.devices import is_stand_in
 from actverify.dtypes import FloatFormat
 from actverify.spec import ActivationSpec
 from actverify.strategies import Case
@@ -120,6 +121,10 @@ class Subject:
         """Call the target (or `fn`) as a user would, on a private copy if it works in place."""
         fn = fn or self.target.fn
         inplace = self.target.inplace if inplace is None else inplace
+        if is_stand_in(self.device):  # the stand-in second device runs kernels in a child
+            from actverify.standin import remote
+
+            fn = remote(fn, target=self.target, inplace=inplace)
         if inplace:  # keep the caller's tensor, but keep its memory layout for the kernel
             x = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device).copy_(x)
         try:
