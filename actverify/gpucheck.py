@@ -105,9 +105,10 @@ def run_suite(plan: Plan, out: Path) -> dict:
         with ProcessPoolExecutor(min(plan.workers, len(args)),
                                  mp_context=get_context("spawn")) as pool:
             parts = list(pool.map(_suite_part, *zip(*args)))
-    for outcomes in parts:
-        for o in outcomes:
-            report.add(o)
+    with report.running():  # every part ran to its end: the aggregate is finished
+        for outcomes in parts:
+            for o in outcomes:
+                report.add(o)
     cross = [o for o in report.outcomes if o.property.startswith("cross_device")]
     return {"ok": report.ok, "verdict": report.verdict, "rows": report.rows(),
             "cross_device": {s: sum(o.status == s for o in cross)
