@@ -268,3 +268,26 @@ def cases(draw, *, spec, fmt: FloatFormat | str, device: str = "cpu",
 def as_numpy_bits(x: torch.Tensor) -> np.ndarray:
     """Bit patterns of a tensor of any float format, for exact comparisons."""
     return float_format(x.dtype).bits_of(x.cpu()).numpy()
+
+
+# ----------------------------------------------------------------------------------- seams
+
+# Where kernels switch formulas: the spec's thresholds, every power of two (binade boundaries,
+# where saturation sets in binade by binade, and the cut-offs fast approximations pick), and
+# the round numbers between them that hand-written range splits use.
+SEAM_EXPONENTS = range(-8, 11)  # |x| from 2^-8 to 2^10
+SEAM_GRID = 1 / 8  # round numbers up to 32, every eighth
+SEAM_ULPS = 24  # each side of a power of two or threshold, in ulps of the format
+
+
+def seam_values(fmt: FloatFormat, thresholds: Sequence[float] = ()) -> torch.Tensor:
+    """Inputs packed densely around the places a kernel may switch formulas (both signs,
+    finite, in `fmt`): every ulp within SEAM_ULPS of each power of two from 2^-8 to 2^10 and
+    of each threshold, and the multiples of 1/8 up to 32.  About 2,500 values; monotonicity and
+    smoothness checks add them to every example, so a jump at a seam is found without luck."""
+    centres = [2.0**k for k in SEAM_EXPONENTS] + [float(t) for t in thresholds
+                                                 if math.isfinite(t)]
+    near = torch.tensor(neighbourhood(fmt, centres, ulps=SEAM_ULPS), dtype=torch.float64)
+    grid = torch.arange(-32 / SEAM_GRID, 32 / SEAM_GRID + 1, dtype=torch.float64) * SEAM_GRID
+    both = torch.cat([near, grid]).to(fmt.dtype)
+    return both[torch.isfinite(both)]

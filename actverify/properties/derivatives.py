@@ -16,7 +16,7 @@ from actverify.accuracy import compare, ulp
 from actverify.properties.base import (Subject, TargetMisbehaved, Violation, law, observe,
                                        same_bits)
 from actverify.properties.semantics import inconsistent, not_canonical
-from actverify.strategies import Case, cases, shapes
+from actverify.strategies import Case, cases, seam_values, shapes
 
 
 def differentiable(target) -> bool:
@@ -180,7 +180,9 @@ def derivative_range(s: Subject, case: Case) -> None:
      "(within the accuracy bounds)", applies=lambda t: differentiable(t) and t.spec.derivative.even,
      inputs=ones_like_cases, kind="backward")
 def derivative_shape(s: Subject, case: Case) -> None:
-    x = case.x.flatten()
+    # As `monotonic`: the seams where kernels switch formulas are probed in every example.
+    seams = seam_values(s.fmt, s.spec.thresholds(s.fmt)).to(case.x.device)
+    x = torch.cat([case.x.flatten(), seams])
     ones = torch.ones_like(x)
     dx, dneg = derivative_of(s, x, case.params), derivative_of(s, -x, case.params)
     ref, bound = tolerance(s, x, ones, case.params)

@@ -1,0 +1,80 @@
+"""The scale regimes: PyTorch's own kernels pass, and each regime's planted bug
+(tests/planted_regimes.py) is caught by `actverify check`'s default profile, ending on the
+smallest shape that still holds the first wrong element."""
+
+from __future__ import annotations
+
+import pytest
+
+from actverify.accuracy import DEFAULT
+from actverify.dtypes import float_format
+from actverify.profiles import profile_settings
+from actverify.properties import Subject, all_properties
+from actverify.properties.scale import GRID_LIMIT, tile
+from actverify.runner import Outcome, format_failure, run_property
+from actverify.spec import get_spec
+from actverify.targets import Target
+from tests import planted_regimes
+
+import torch
+
+
+def run_scale(fn, activation: str, *, dtype: str = "float32", tmp_path=None) -> Outcome:
+    target = Target(name=fn.__name__ if hasattr(fn, "__name__") else activation,
+                    activation=activation, fn=fn, source=None)
+    subject = Subject(target, float_format(dtype), "cpu", DEFAULT)
+    return run_property(all_properties()["scale"], subject, settings=profile_settings("check"),
+                        replay_dir=tmp_path)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
+def test_pytorch_passes(activation: str, tmp_path) -> None:
+    outcome = run_scale(get_spec(activation).canonical.fn, activation, tmp_path=tmp_path)
+    assert outcome.status == "passed", outcome.reason or format_failure(outcome)
+
+
+# (kernel, activation, the shape the failure must end on)
+PLANTED = [
+    (planted_regimes.sigmoid_float32_index, "sigmoid", (2**24 + 2,)),
+    (planted_regimes.tanh_offset_wrap, "tanh", (2**24 + 1,)),
+    (planted_regimes.relu_grid_y_limit, "relu", None),
+    (planted_regimes.softmax_grid_y_limit, "softmax", None),
+    (planted_regimes.softmax_skips_last_tile, "softmax", None),
+]
+
+
+@pytest.mark.parametrize("fn, activation, shape", PLANTED, ids=[p[0].__name__ for p in PLANTED])
+def test_planted_scale_bug_is_caught(fn, activation: str, shape, tmp_path) -> None:
+    outcome = run_scale(fn, activation, tmp_path=tmp_path)
+    assert outcome.status == "failed", outcome.reason or "the scale property held"
+    failure = outcome.failure
+    assert "wrong result at index" in failure.message, format_failure(outcome)
+    if shape is not None:
+        assert failure.details["shape"] == str(shape), format_failure(outcome)
+    assert failure.ulp_error is not None and failure.ulp_error > failure.details["bound"]
+
+
+def test_tile_places_unit_r_at_row_r_mod_period() -> None:
+    base = torch.arange(3 * 4, dtype=torch.float32).reshape(3, 4)
+    x = tile(base, (2, 5, 4), 2)
+    assert torch.equal(x.reshape(10, 4)[7], base[7 % 3])
+    x = tile(base, (4, 5, 2), 0)  # rows along dim 0: the other dims enumerate the rows
+    assert torch.equal(x[:, 1, 1], base[(1 * 2 + 1) % 3])
+    assert GRID_LIMIT == 65_535
+
+
+def run_named(prop: str, fn, activation: str, *, dtype: str = "float32", tmp_path=None
+              ) -> Outcome:
+    """Run property `prop` on a kernel with `actverify check`'s default profile."""
+    target = Target(name=fn.__name__, activation=activation, fn=fn, source=None)
+    subject = Subject(target, float_format(dtype), "cpu", DEFAULT)
+    return run_property(all_properties()[prop], subject, settings=profile_settings("check"),
+                        replay_dir=tmp_path)
+
+
+def test_seam_jump_is_caught_by_monotonic(tmp_path) -> None:
+    outcome = run_named("monotonic", planted_regimes.sigmoid_seam_at_4, "sigmoid",
+                        tmp_path=tmp_path)
+    assert outcome.status == "failed", outcome.reason or "monotonic held"
+    assert "output decreases" in outcome.failure.message
+    assert abs(abs(outcome.failure.x) - 4) < 0.05, format_failure(outcome)
