@@ -72,6 +72,7 @@ SPEC = ActivationSpec(
     point_symmetry=0.5,
     derivative=Derivative(
         vjp=lambda x, g: g * first(x),
+        from_output=lambda y, g: g * (y * (1 - y)),
         first=first,
         second=second,
         bounds=every_dtype(BACKWARD),

@@ -256,19 +256,24 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return (ba == bb) | both_nan
 
 
-# Figures a check wants reported (the worst ULP error and where), collected by the runner.
-_OBSERVER: contextvars.ContextVar[Callable[[str, float, float | None], None] | None] = (
-    contextvars.ContextVar("actverify_observer", default=None))
+# Figures a check wants reported (the worst ULP error, where, and the bound it was held to),
+# collected by the runner: sink(metric, value, x, bound).
+Sink = Callable[[str, float, float | None, float | None], None]
+_OBSERVER: contextvars.ContextVar[Sink | None] = contextvars.ContextVar("actverify_observer",
+                                                                        default=None)
 
 
-def observe(metric: str, value: float, x: float | None = None) -> None:
-    """Report a figure (e.g. 'ulp', the worst error of this example, at input x)."""
+def observe(metric: str, value: float, x: float | None = None, *,
+            bound: float | None = None) -> None:
+    """Report a figure: 'ulp', the worst error of this example against the true value, or
+    'own_ulp', a backward's error against the exact derivative of its own saved output; at
+    input x, with the bound that element was held to.  NaN counts as an infinite error."""
     sink = _OBSERVER.get()
     if sink is not None:
-        sink(metric, value, x)
+        sink(metric, float("inf") if value != value else value, x, bound)
 
 
-def observing(sink: Callable[[str, float, float | None], None]):
+def observing(sink: Sink):
     """Context manager routing `observe` calls to `sink`."""
     @contextlib.contextmanager
     def scope():

@@ -24,8 +24,10 @@ def differentiable(target) -> bool:
 
 
 def gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict, *, fn=None,
-             inplace: bool | None = None, create_graph: bool = False) -> torch.Tensor:
-    """x.grad of sum(g * f(x)) through the target (or `fn`), as a user's training step gets it."""
+             inplace: bool | None = None, create_graph: bool = False,
+             with_output: bool = False):
+    """x.grad of sum(g * f(x)) through the target (or `fn`), as a user's training step gets it
+    (with `with_output`: and the forward output the backward had saved)."""
     leaf = x.detach().clone().requires_grad_(True)
     y = s.call(leaf, params, fn=fn, inplace=inplace)
     try:
@@ -36,7 +38,7 @@ def gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict, *, fn=N
         raise TargetMisbehaved(f"the backward returned {None if gx is None else gx.dtype} "
                                f"{None if gx is None else tuple(gx.shape)} for an input of "
                                f"{x.dtype} {tuple(x.shape)}")
-    return gx
+    return (gx, y.detach()) if with_output else gx
 
 
 def tolerance(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict
@@ -57,6 +59,27 @@ def tolerance(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict
         absolute = absolute + d.extra(xr, gr, y_true, forward_error, params, s.fmt)
     with np.errstate(over="ignore"):  # an allowance beyond float64's range is no limit at all
         return ref, np.asarray(absolute / u, dtype=np.float64)
+
+
+def own_output_error(s: Subject, x: torch.Tensor, g: torch.Tensor, y: torch.Tensor,
+                     gx: torch.Tensor, params: dict):
+    """The backward's own quality: its error against the exact vjp of the output y the forward
+    returned (and a backward from the saved output reads), under the backward's own bound
+    (the spec's ulps plus its accumulation error, nothing carried from the forward).  None
+    where the spec gives no such form (backwards exact from x: relu, leaky relu)."""
+    d = s.spec.derivative
+    if d.from_output is None or s.policy.correct_rounding:
+        return None
+    xr, yr, gr = s.values(x), s.values(y), s.values(g)
+    with np.errstate(all="ignore"):
+        ref = np.asarray(d.from_output(yr, gr, **params), dtype=yr.dtype)
+        u = ulp(ref, s.fmt)
+        absolute = d.bounds[s.fmt.name].evaluate(xr, params, s.fmt) * u
+        if d.extra is not None:
+            absolute = absolute + d.extra(xr, gr, yr, np.zeros(yr.shape), params, s.fmt)
+        bound = np.asarray(absolute / u, dtype=np.float64)
+        return compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy,
+                       zero_sign_specified=False)
 
 
 def forward_allowance(s: Subject, x: torch.Tensor, y_true: np.ndarray, params: dict
@@ -108,13 +131,18 @@ def upstream_inputs(s: Subject) -> st.SearchStrategy[Case]:
      applies=differentiable, inputs=upstream_inputs, kind="backward")
 def gradient_accuracy(s: Subject, case: Case) -> None:
     x, g = case.x[0], case.x[1]
-    gx = gradient(s, x, g, case.params)
+    gx, y = gradient(s, x, g, case.params, with_output=True)
     ref, bound = tolerance(s, x, g, case.params)
     cmp = compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy, zero_sign_specified=False)
     bad = cmp.bad & ~at_kink_within_subdifferential(s, x, g, gx, case.params)
-    worst = cmp.counted_max()
-    if worst is not None:
-        observe("ulp", worst[0], float(s.values(x).flat[worst[1]]))
+    # Two figures, each with its bound: against the exact derivative at x (bounded by the
+    # backward's own ulps plus the error carried from the forward), and against the exact
+    # derivative of the saved output (the backward's own quality).
+    for metric, c in (("ulp", cmp), ("own_ulp", own_output_error(s, x, g, y, gx, case.params))):
+        worst = None if c is None else c.counted_max()
+        if worst is not None:
+            observe(metric, worst[0], float(s.values(x).flat[worst[1]]),
+                    bound=float(np.broadcast_to(c.bound, c.error.shape).flat[worst[1]]))
     s.fail_where(bad, "gradient differs from the analytic derivative (expected: g * f'(x), "
                  f"g = {float(s.values(g).flat[int(np.argmax(bad))]) if bad.any() else 0!r})",
                  x=x, actual=gx, expected=ref, error=cmp.error, case=Case(x, case.params))

@@ -38,7 +38,8 @@ def accuracy(s: Subject, case: Case) -> None:
     if worst is not None:  # steer the search toward inputs with large errors
         if currently_in_test_context():  # not when a saved case is replayed
             hypothesis.target(worst[0], label="max ulp error")
-        observe("ulp", worst[0], float(s.values(case.x).flat[worst[1]]))
+        observe("ulp", worst[0], float(s.values(case.x).flat[worst[1]]),
+                bound=float(np.broadcast_to(cmp.bound, cmp.error.shape).flat[worst[1]]))
     reason = next((r for r in cmp.reason[bad].ravel() if r), "ulp error above bound")
     s.fail_where(bad, f"result differs from the true value: {reason}", x=case.x, actual=y,
                  expected=ref, error=cmp.error, case=case, bound=float(np.max(cmp.bound))
