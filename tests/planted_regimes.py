@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tests.gradient_kernels import custom_function
+
 GRID_LIMIT = 65_535  # CUDA's y and z grid limit
 TILE = 4096
 EXACT = 2**24  # integers exact in float32
@@ -79,3 +81,61 @@ def sigmoid_seam_at_4(x: torch.Tensor) -> torch.Tensor:
     y = torch.where(x >= 4, y - 3e-4, y)
     y = torch.where(x <= -4, y + 3e-4, y)
     return y.to(x.dtype)
+
+
+# ---------------------------------------------------------------------------- backward
+
+
+def _contiguous_view(t: torch.Tensor) -> torch.Tensor:
+    """t's memory read in row-major order, whatever its strides (the bug below)."""
+    strides = [1] * t.ndim
+    for i in range(t.ndim - 2, -1, -1):
+        strides[i] = strides[i + 1] * t.shape[i + 1]
+    return t.as_strided(t.shape, strides, t.storage_offset())
+
+
+_SigmoidAssumesContiguous = custom_function(
+    torch.sigmoid, lambda x, y, g: g * (1 - _contiguous_view(y)) * _contiguous_view(y),
+    "SigmoidAssumesContiguous")
+
+
+def sigmoid_backward_assumes_contiguous(x: torch.Tensor) -> torch.Tensor:
+    """The backward reads its saved output as if it were contiguous.  The forward keeps a
+    permuted input's layout (as PyTorch's does), so only transposed and channels_last inputs
+    get a gradient built from the wrong elements.  Caught by `gradient_layout_invariance`,
+    which takes every layout in every example (and `gradient_accuracy`, whose inputs are drawn
+    in the layouts the forward properties draw, when a draw is permuted)."""
+    return _SigmoidAssumesContiguous.apply(x)
+
+
+def _tanh_grad_reusing_input(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    t = x.tanh_()  # recomputes tanh in the saved input's memory "to save an allocation"
+    return g * (1 - t * t)
+
+
+_TanhWritesInput = custom_function(torch.tanh, _tanh_grad_reusing_input, "TanhWritesInput")
+
+
+def tanh_backward_writes_input(x: torch.Tensor) -> torch.Tensor:
+    """A backward that writes into its input: the gradient is right, but the caller's input
+    tensor holds tanh(x) afterwards.  Caught by `backward_leaves_inputs`."""
+    return _TanhWritesInput.apply(x)
+
+
+_SigmoidWritesOutput = custom_function(
+    torch.sigmoid, lambda x, y, g: y.mul_(1 - y).mul_(g), "SigmoidWritesOutput")
+
+
+def sigmoid_backward_writes_output(x: torch.Tensor) -> torch.Tensor:
+    """A backward that builds the gradient in the saved output's memory: the gradient is right,
+    the caller's forward result is overwritten.  Caught by `backward_leaves_inputs`."""
+    return _SigmoidWritesOutput.apply(x)
+
+
+# ---------------------------------------------------------------------- a correct kernel
+
+
+def softmax_zeros_convention(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Correct: torch._safe_softmax, zeros for a row of only -inf (a convention the default
+    policy accepts) and a zero gradient there, where F.softmax gives NaN for both."""
+    return torch._safe_softmax(x, dim)

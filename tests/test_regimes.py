@@ -4,6 +4,8 @@ smallest shape that still holds the first wrong element."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from actverify.accuracy import DEFAULT
@@ -13,6 +15,7 @@ from actverify.properties import Subject, all_properties
 from actverify.properties.scale import GRID_LIMIT, tile
 from actverify.runner import Outcome, format_failure, run_property
 from actverify.spec import get_spec
+from actverify.strategies import Case
 from actverify.targets import Target
 from tests import planted_regimes
 
@@ -78,3 +81,40 @@ def test_seam_jump_is_caught_by_monotonic(tmp_path) -> None:
     assert outcome.status == "failed", outcome.reason or "monotonic held"
     assert "output decreases" in outcome.failure.message
     assert abs(abs(outcome.failure.x) - 4) < 0.05, format_failure(outcome)
+
+
+@pytest.mark.parametrize("fn, prop, evidence", [
+    (planted_regimes.sigmoid_backward_assumes_contiguous, "gradient_layout_invariance",
+     "layout changes the gradient"),
+    (planted_regimes.tanh_backward_writes_input, "backward_leaves_inputs", "modified the input"),
+    (planted_regimes.sigmoid_backward_writes_output, "backward_leaves_inputs",
+     "modified the output"),
+], ids=lambda v: getattr(v, "__name__", None) or str(v))
+def test_planted_backward_bug_is_caught(fn, prop: str, evidence: str, tmp_path) -> None:
+    activation = fn.__name__.split("_")[0]
+    outcome = run_named(prop, fn, activation, tmp_path=tmp_path)
+    assert outcome.status == "failed", outcome.reason or f"{prop} held"
+    assert evidence in outcome.failure.message, format_failure(outcome)
+    if prop == "gradient_layout_invariance":  # wrong only where the layout is permuted
+        assert outcome.failure.layout in ("transposed", "channels_last"), format_failure(outcome)
+
+
+def _masked_rows() -> torch.Tensor:
+    x = torch.tensor([[0.5, -1.0, 2.0], [-math.inf] * 3, [1.0, -math.inf, 0.0]],
+                     dtype=torch.float64)
+    g = torch.tensor([[0.3, -1.5, 0.25], [1.0, -2.0, 0.5], [0.75, 0.5, -1.0]],
+                     dtype=torch.float64)
+    return torch.stack([x, g])
+
+
+@pytest.mark.parametrize("prop", ["gradient_accuracy", "gradient_entry_points_agree",
+                                  "gradient_linearity", "entry_points_agree"])
+def test_zeros_convention_passes_forward_and_backward(prop: str) -> None:
+    """A row of only -inf: the kernel gives zeros and a zero gradient, F.softmax NaN and NaN;
+    the default policy accepts both conventions, forward and backward."""
+    target = Target(name="safe", activation="softmax",
+                    fn=planted_regimes.softmax_zeros_convention, source=None)
+    subject = Subject(target, float_format("float64"), "cpu", DEFAULT)
+    stacked = _masked_rows()
+    case = Case(stacked if all_properties()[prop].kind == "backward" else stacked[0], {"dim": -1})
+    all_properties()[prop].check(subject, case)  # raises Violation if flagged

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from actverify.accuracy import compare, ulp
 from actverify.properties.base import (Subject, TargetMisbehaved, Violation, law, observe,
                                        same_bits)
-from actverify.properties.semantics import inconsistent, not_canonical
-from actverify.strategies import Case, cases, seam_values, shapes
+from actverify.properties.conventions import both_conventional, conventional
+from actverify.properties.semantics import differ, inconsistent, not_canonical
+from actverify.strategies import LAYOUTS, Case, apply_layout, cases, seam_values, shapes
 
 
 def differentiable(target) -> bool:
@@ -25,10 +26,12 @@ def differentiable(target) -> bool:
 
 def gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict, *, fn=None,
              inplace: bool | None = None, create_graph: bool = False,
-             with_output: bool = False):
+             with_output: bool = False, layout: str = "contiguous"):
     """x.grad of sum(g * f(x)) through the target (or `fn`), as a user's training step gets it
-    (with `with_output`: and the forward output the backward had saved)."""
-    leaf = x.detach().clone().requires_grad_(True)
+    (with `with_output`: and the forward output the backward had saved).  The leaf holds x's
+    values in `layout`, as the forward properties' inputs do: a backward that reads its saved
+    tensors as if contiguous is wrong only for permuted ones."""
+    leaf = apply_layout(x.detach().clone(), layout).requires_grad_(True)
     y = s.call(leaf, params, fn=fn, inplace=inplace)
     try:
         (gx,) = torch.autograd.grad(y, leaf, grad_outputs=g, create_graph=create_graph)
@@ -110,10 +113,12 @@ def at_kink_within_subdifferential(s: Subject, x: torch.Tensor, g: torch.Tensor,
 
 
 @st.composite
-def with_upstream(draw, s: Subject, *, allow_empty: bool = True) -> Case:
-    """A case plus a random upstream gradient g (normal values at a drawn scale, some zeros)."""
-    case = draw(s.cases(backward=True, allow_nan=False,
-                      shape=shapes(allow_empty=allow_empty)))
+def with_upstream(draw, s: Subject, *, allow_empty: bool = True, min_dims: int = 0) -> Case:
+    """A case plus a random upstream gradient g (normal values at a drawn scale, some zeros),
+    stacked; the input's memory layout is drawn as for the forward properties and kept in
+    the case's `layout` (`gradient(..., layout=)` lays the leaf out so)."""
+    case = draw(s.cases(backward=True, allow_nan=False, layout=True, inplace=s.target.inplace,
+                        shape=shapes(allow_empty=allow_empty, min_dims=min_dims)))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
     scale = 2.0 ** draw(st.integers(-6, 6))
     g = torch.randn(case.x.shape, generator=gen, dtype=torch.float64) * scale
@@ -131,10 +136,11 @@ def upstream_inputs(s: Subject) -> st.SearchStrategy[Case]:
      applies=differentiable, inputs=upstream_inputs, kind="backward")
 def gradient_accuracy(s: Subject, case: Case) -> None:
     x, g = case.x[0], case.x[1]
-    gx, y = gradient(s, x, g, case.params, with_output=True)
+    gx, y = gradient(s, x, g, case.params, with_output=True, layout=case.layout)
     ref, bound = tolerance(s, x, g, case.params)
     cmp = compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy, zero_sign_specified=False)
-    bad = cmp.bad & ~at_kink_within_subdifferential(s, x, g, gx, case.params)
+    bad = (cmp.bad & ~at_kink_within_subdifferential(s, x, g, gx, case.params)
+           & ~conventional(s, x, gx, case.params, backward=True))
     # Two figures, each with its bound: against the exact derivative at x (bounded by the
     # backward's own ulps plus the error carried from the forward), and against the exact
     # derivative of the saved output (the backward's own quality).
@@ -153,7 +159,8 @@ def gradient_accuracy(s: Subject, case: Case) -> None:
      applies=differentiable, inputs=upstream_inputs, kind="backward")
 def gradient_linearity(s: Subject, case: Case) -> None:
     x, g = case.x[0], case.x[1]
-    once, twice = gradient(s, x, g, case.params), gradient(s, x, g * 2, case.params)
+    once = gradient(s, x, g, case.params, layout=case.layout)
+    twice = gradient(s, x, g * 2, case.params, layout=case.layout)
     a, b = s.values(once), s.values(twice)
     if s.policy.correct_rounding:
         # Doubling is exact in binary arithmetic unless something under- or overflows.
@@ -167,6 +174,8 @@ def gradient_linearity(s: Subject, case: Case) -> None:
         with np.errstate(over="ignore"):
             slack = 4 * bound * ulp(ref, s.fmt)
         exact = np.isfinite(2 * a) & np.isfinite(b)
+        # Where the true gradient is undefined, zeros (and NaN) are conventions, not errors.
+        exact &= ~both_conventional(s, x, once, twice, case.params, backward=True)
     s.fail_where(exact & ~(np.abs(b - 2 * a) <= slack), "doubling the upstream gradient did "
                  "not double the gradient (expected 2 * grad(g), actual grad(2g))", x=x,
                  actual=twice, expected=2 * a, case=Case(x, case.params))
@@ -176,6 +185,42 @@ def gradient_linearity(s: Subject, case: Case) -> None:
         s.fail_where(zero & (a != 0), "a zero upstream gradient gave a non-zero gradient: the "
                      "backward does not scale g element by element", x=x, actual=once,
                      expected=np.zeros(a.shape), case=Case(x, case.params))
+
+
+@law("gradient_layout_invariance", summary="transposed, strided, offset, expanded and "
+     "channels_last inputs give the gradient of the contiguous input (within two accuracy "
+     "bounds); every layout that applies, in every example", applies=differentiable,
+     inputs=lambda s: with_upstream(s, allow_empty=False, min_dims=2), kind="backward")
+def gradient_layout_invariance(s: Subject, case: Case) -> None:
+    x, g = case.x[0], case.x[1]
+    for layout in LAYOUTS[1:]:
+        if (layout == "expanded" and s.target.inplace) or apply_layout(x, layout) is x:
+            continue  # an in-place form cannot write into an expanded tensor; 4-d only, ...
+        values = apply_layout(x, layout).contiguous()  # expanded: the first row repeated
+        inconsistent(s, Case(values, case.params, layout),
+                     gradient(s, values, g, case.params, layout=layout),
+                     gradient(s, values, g, case.params),
+                     f"the {layout} layout changes the gradient (expected: the contiguous "
+                     "input's)", allowance=tolerance(s, values, g, case.params), backward=True)
+
+
+@law("backward_leaves_inputs", summary="the backward leaves its saved input, the forward's "
+     "output and the upstream gradient untouched, bit for bit", applies=differentiable,
+     inputs=upstream_inputs, kind="backward")
+def backward_leaves_inputs(s: Subject, case: Case) -> None:
+    x, g = case.x[0], case.x[1]
+    leaf = apply_layout(x.detach().clone(), case.layout).requires_grad_(True)
+    y = s.call(leaf, case.params)
+    held = {"input": leaf.detach(), "output": y.detach(), "upstream gradient": g}
+    before = {name: t.clone() for name, t in held.items()}
+    try:
+        torch.autograd.grad(y, leaf, grad_outputs=g)
+    except Exception as exc:
+        raise TargetMisbehaved(f"the backward raised {type(exc).__name__}: {exc}") from exc
+    for name, t in held.items():
+        differ(s, Case(x, case.params, case.layout), t, before[name],
+               f"the backward modified the {name} (actual: after the backward, expected: "
+               "before)", x=x)
 
 
 def ones_like_cases(s: Subject) -> st.SearchStrategy[Case]:
@@ -328,13 +373,13 @@ def gradcheck(s: Subject, case: Case) -> None:
      differentiable(t) and not_canonical(t), inputs=upstream_inputs, kind="backward")
 def gradient_entry_points_agree(s: Subject, case: Case) -> None:
     x, g = case.x[0], case.x[1]
-    ours = gradient(s, x, g, case.params)
+    ours = gradient(s, x, g, case.params, layout=case.layout)
     theirs = gradient(s, x, g, case.params, fn=s.spec.canonical.fn, inplace=False)
     chosen = torch.from_numpy(at_kink_within_subdifferential(s, x, g, ours, case.params))
     theirs = torch.where(chosen.to(ours.device), ours, theirs)  # another valid subgradient
     inconsistent(s, Case(x, case.params), ours, theirs,
                  f"{s.target.name}'s gradient differs from {s.spec.canonical.name}'s",
-                 allowance=tolerance(s, x, g, case.params))
+                 allowance=tolerance(s, x, g, case.params), backward=True)
 
 
 @law("no_gradient", summary="an activation without a derivative (step) has a backward that "
@@ -372,7 +417,7 @@ def softmax_vjp_sums_to_zero(s: Subject, case: Case) -> None:
 
     x, g = case.x[0], case.x[1]
     dim = case.params["dim"]
-    gx = gradient(s, x, g, case.params)
+    gx = gradient(s, x, g, case.params, layout=case.layout)
     ref, bound = tolerance(s, x, g, case.params)
     tol = rows(bound * ulp(ref, s.fmt), dim).sum(axis=1)
     total = rows(s.values(gx).reshape(ref.shape), dim).sum(axis=1, dtype=ref.dtype)

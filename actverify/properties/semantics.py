@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from actverify.accuracy import ulp
 from actverify.properties.base import (Subject, always, elementwise, law, out_of_place,
                                        same_bits)
+from actverify.properties.conventions import both_conventional
 from actverify.strategies import Case, cases, params_for, shapes, tensors
 
 
@@ -34,23 +35,27 @@ def differ(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, mess
 
 def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, message: str,
                  x: torch.Tensor | None = None, params: dict | None = None,
-                 allowance: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 allowance: tuple[np.ndarray, np.ndarray] | None = None,
+                 backward: bool = False) -> None:
     """Fail where two ways of computing the same values disagree beyond the policy.
 
     Strict: bit for bit.  Default: by at most two accuracy bounds, 2 B(x) ulps of the true
     value: each of the two results may be B off the truth, on either side (a kernel's vector
     body and scalar tail round differently in PyTorch's CPU sigmoid, docs/findings.md).
     Activations with a zero bound (ReLU, step) stay bit for bit under both.  `allowance`
-    gives (true values, allowed ulps) for other quantities, e.g. gradients.
+    gives (true values, allowed ulps) for other quantities, e.g. gradients (`backward`).
+    Where the true value is undefined, two results that each follow a convention the policy
+    accepts agree (actverify/properties/conventions.py), forward and backward.
     """
     x = case.x if x is None else x
+    params = case.params if params is None else params
     same = same_bits(y, expected).reshape(tuple(y.shape))
+    same |= both_conventional(s, x, y, expected, params, backward=backward)
     if s.policy.correct_rounding:
         s.fail_where(~same, message + " (strict: bit for bit)", x=x, actual=y,
                      expected=s.values(expected), case=case)
         return
     if allowance is None:
-        params = case.params if params is None else params
         own = {k: v for k, v in params.items() if not k.startswith("_")}
         allowance = (s.reference(x, own), s.bound(x, own))
     ref, bound = allowance
