@@ -13,6 +13,7 @@ subnormal, both zeros, infinities and NaN uniformly across formats.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -231,13 +232,24 @@ def layouts(*, inplace: bool = False) -> st.SearchStrategy[str]:
 # ------------------------------------------------------------------------------ parameters
 
 
+def _param_strategy(make: Callable, ndim: int, fmt: FloatFormat | None):
+    """A spec's strategy for one parameter; those that take `fmt` draw values in the
+    target's precision (leaky ReLU's slope: float64 slopes for float64 kernels)."""
+    if fmt is not None and "fmt" in inspect.signature(make).parameters:
+        return make(ndim, fmt=fmt)
+    return make(ndim)
+
+
 def params_for(spec, ndim: int, *, monotone_only: bool = False,
-               where: Callable[[dict, int], bool] | None = None) -> st.SearchStrategy[dict]:
-    """Parameter dicts for `spec`, drawn from the spec's own parameter strategies (and, with
-    `where`, only those a target supports)."""
+               where: Callable[[dict, int], bool] | None = None,
+               fmt: FloatFormat | None = None) -> st.SearchStrategy[dict]:
+    """Parameter dicts for `spec`, drawn from the spec's own parameter strategies (in the
+    precision of `fmt` where a strategy depends on it, and, with `where`, only those a target
+    supports)."""
     if not spec.params:
         return st.just({})
-    strategies = {p.name: spec.param_strategies.get(p.name, lambda nd, d=p.default: st.just(d))(ndim)
+    strategies = {p.name: _param_strategy(spec.param_strategies.get(
+                      p.name, lambda nd, d=p.default: st.just(d)), ndim, fmt)
                   for p in spec.params}
     drawn = st.fixed_dictionaries(strategies)
     if where is not None:
@@ -257,7 +269,7 @@ def cases(draw, *, spec, fmt: FloatFormat | str, device: str = "cpu",
     device = resolve_device(device)
     x = draw(tensors(fmt=fmt, device=device, shape=shape, allow_nan=allow_nan,
                      allow_infinity=allow_infinity, thresholds=spec.thresholds(fmt)))
-    params = draw(params_for(spec, x.ndim, monotone_only=monotone_only, where=where))
+    params = draw(params_for(spec, x.ndim, monotone_only=monotone_only, where=where, fmt=fmt))
     name = draw(layouts(inplace=inplace)) if layout else "contiguous"
     laid = apply_layout(x, name)
     if laid is x and name != "contiguous":

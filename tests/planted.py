@@ -708,3 +708,18 @@ def softmax_backward_mean_centred(x: torch.Tensor, dim: int = -1) -> torch.Tenso
     Jacobian is neither symmetric nor has rows summing to zero.  Caught by
     `softmax_jacobian`."""
     return _SoftmaxBackward.apply(x, dim, lambda y, g, d: y * (g - g.mean(d, keepdim=True)))
+
+
+# ------------------------------------------- the regimes where real kernels break
+# Kernels of tests/planted_regimes.py (whose tests run them with `check`'s default profile),
+# registered here too so that every property has its planted bug.
+
+from tests.planted_regimes import (relu_grid_y_limit, sigmoid_backward_assumes_contiguous,  # noqa: E402
+                                   sigmoid_seam_at_4, tanh_backward_writes_input)
+
+planted("relu", "scale", evidence="rows along dim 0")(relu_grid_y_limit)
+planted("sigmoid", "gradient_layout_invariance",
+        evidence="layout changes the gradient")(sigmoid_backward_assumes_contiguous)
+planted("tanh", "backward_leaves_inputs", evidence="modified the input")(
+    tanh_backward_writes_input)
+planted("sigmoid", "monotonic", evidence="output decreases")(sigmoid_seam_at_4)

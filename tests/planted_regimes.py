@@ -139,3 +139,20 @@ def softmax_zeros_convention(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Correct: torch._safe_softmax, zeros for a row of only -inf (a convention the default
     policy accepts) and a zero gradient there, where F.softmax gives NaN for both."""
     return torch._safe_softmax(x, dim)
+
+
+def _leaky_grad_float32_slope(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
+                              negative_slope: float) -> torch.Tensor:
+    slope = float(torch.tensor(negative_slope, dtype=torch.float32))  # the slope in float32
+    return torch.where(x > 0, g, g * slope)
+
+
+_LeakyFloat32Slope = custom_function(lambda x, a: F.leaky_relu(x, a), _leaky_grad_float32_slope,
+                                     "LeakyFloat32Slope")
+
+
+def leaky_backward_float32_slope(x: torch.Tensor, negative_slope: float = 0.01) -> torch.Tensor:
+    """The backward holds the slope in float32 whatever the input's dtype: right for float32
+    kernels, about 2^29 ulps off for float64 ones with a slope float32 cannot hold (0.01).
+    Caught by `gradient_accuracy` on float64, whose slopes are drawn in float64."""
+    return _LeakyFloat32Slope.apply(x, negative_slope)

@@ -118,3 +118,10 @@ def test_zeros_convention_passes_forward_and_backward(prop: str) -> None:
     stacked = _masked_rows()
     case = Case(stacked if all_properties()[prop].kind == "backward" else stacked[0], {"dim": -1})
     all_properties()[prop].check(subject, case)  # raises Violation if flagged
+
+
+def test_float64_slopes_reach_the_backward(tmp_path) -> None:
+    outcome = run_named("gradient_accuracy", planted_regimes.leaky_backward_float32_slope,
+                        "leaky_relu", dtype="float64", tmp_path=tmp_path)
+    assert outcome.status == "failed", outcome.reason or "gradient_accuracy held"
+    assert "gradient differs" in outcome.failure.message, format_failure(outcome)

@@ -143,7 +143,7 @@ class Subject:
     def params(self, ndim: int, *, backward: bool = False) -> st.SearchStrategy[dict]:
         from actverify.strategies import params_for
 
-        return params_for(self.spec, ndim,
+        return params_for(self.spec, ndim, fmt=self.fmt,
                           where=lambda p, nd: self.supports(p, nd, backward=backward))
 
     def canonical(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:

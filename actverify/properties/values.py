@@ -37,7 +37,8 @@ def accuracy(s: Subject, case: Case) -> None:
     worst = cmp.counted_max(accepted)
     if worst is not None:  # steer the search toward inputs with large errors
         if currently_in_test_context():  # not when a saved case is replayed
-            hypothesis.target(worst[0], label="max ulp error")
+            # Hypothesis needs a finite score: a NaN result (an infinite error) is the largest.
+            hypothesis.target(min(worst[0], 1e300), label="max ulp error")
         observe("ulp", worst[0], float(s.values(case.x).flat[worst[1]]),
                 bound=float(np.broadcast_to(cmp.bound, cmp.error.shape).flat[worst[1]]))
     reason = next((r for r in cmp.reason[bad].ravel() if r), "ulp error above bound")
