@@ -168,8 +168,10 @@ class Subject:
 
     def fail_where(self, bad: np.ndarray, message: str, *, x: torch.Tensor, actual: torch.Tensor,
                    expected: np.ndarray | None = None, error: np.ndarray | None = None,
-                   case: Case | None = None, **details: Any) -> None:
-        """Raise a Violation for the worst element of `bad` (if any), with its evidence."""
+                   case: Case | None = None, bounds: np.ndarray | None = None,
+                   **details: Any) -> None:
+        """Raise a Violation for the worst element of `bad` (if any), with its evidence (and,
+        with `bounds`, the bound that element was held to, beside its error)."""
         bad = np.asarray(bad, dtype=bool)
         if not bad.any():
             return
@@ -181,6 +183,8 @@ class Subject:
         index = tuple(int(i) for i in np.unravel_index(flat, bad.shape)) if bad.shape else ()
         xv = self.values(x).reshape(bad.shape)
         yv = self.values(actual).reshape(bad.shape) if actual.shape == x.shape else None
+        if bounds is not None:
+            details = {**details, "bound": float(np.broadcast_to(bounds, bad.shape)[index])}
         raise Violation(
             f"{message} ({int(bad.sum())} of {bad.size} elements)",
             x=float(xv[index]), index=index,

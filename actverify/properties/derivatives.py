@@ -151,7 +151,8 @@ def gradient_accuracy(s: Subject, case: Case) -> None:
                     bound=float(np.broadcast_to(c.bound, c.error.shape).flat[worst[1]]))
     s.fail_where(bad, "gradient differs from the analytic derivative (expected: g * f'(x), "
                  f"g = {float(s.values(g).flat[int(np.argmax(bad))]) if bad.any() else 0!r})",
-                 x=x, actual=gx, expected=ref, error=cmp.error, case=Case(x, case.params))
+                 x=x, actual=gx, expected=ref, error=cmp.error, case=Case(x, case.params),
+                 bounds=cmp.bound)
 
 
 @law("gradient_linearity", summary="the backward is linear in the upstream gradient: doubling "

@@ -43,8 +43,7 @@ def accuracy(s: Subject, case: Case) -> None:
                 bound=float(np.broadcast_to(cmp.bound, cmp.error.shape).flat[worst[1]]))
     reason = next((r for r in cmp.reason[bad].ravel() if r), "ulp error above bound")
     s.fail_where(bad, f"result differs from the true value: {reason}", x=case.x, actual=y,
-                 expected=ref, error=cmp.error, case=case, bound=float(np.max(cmp.bound))
-                 if cmp.bound.size else None)
+                 expected=ref, error=cmp.error, case=case, bounds=cmp.bound)
 
 
 @law("range", summary="finite outputs stay in the activation's range (and discrete set)",
