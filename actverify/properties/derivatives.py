@@ -151,8 +151,8 @@ def gradient_accuracy(s: Subject, case: Case) -> None:
                     bound=float(np.broadcast_to(c.bound, c.error.shape).flat[worst[1]]))
     s.fail_where(bad, "gradient differs from the analytic derivative (expected: g * f'(x), "
                  f"g = {float(s.values(g).flat[int(np.argmax(bad))]) if bad.any() else 0!r})",
-                 x=x, actual=gx, expected=ref, error=cmp.error, case=Case(x, case.params),
-                 bounds=cmp.bound)
+                 x=x, actual=gx, expected=ref, error=cmp.error,
+                 case=Case(x, case.params, case.layout), bounds=cmp.bound)
 
 
 @law("gradient_linearity", summary="the backward is linear in the upstream gradient: doubling "
@@ -179,13 +179,13 @@ def gradient_linearity(s: Subject, case: Case) -> None:
         exact &= ~both_conventional(s, x, once, twice, case.params, backward=True)
     s.fail_where(exact & ~(np.abs(b - 2 * a) <= slack), "doubling the upstream gradient did "
                  "not double the gradient (expected 2 * grad(g), actual grad(2g))", x=x,
-                 actual=twice, expected=2 * a, case=Case(x, case.params))
+                 actual=twice, expected=2 * a, case=Case(x, case.params, case.layout))
     if s.spec.elementwise:
         zero = (s.values(g) == 0) & np.isfinite(s.spec.derivative.vjp(s.values(x),
                                                                       np.ones_like(a), **case.params))
         s.fail_where(zero & (a != 0), "a zero upstream gradient gave a non-zero gradient: the "
                      "backward does not scale g element by element", x=x, actual=once,
-                     expected=np.zeros(a.shape), case=Case(x, case.params))
+                     expected=np.zeros(a.shape), case=Case(x, case.params, case.layout))
 
 
 @law("gradient_layout_invariance", summary="transposed, strided, offset, expanded and "
@@ -427,8 +427,8 @@ def softmax_vjp_sums_to_zero(s: Subject, case: Case) -> None:
         r = int(np.argmax(bad))
         value = torch.tensor([float(total[r])], dtype=torch.float64)
         s.fail_where(np.array([True]), f"row {r} of the gradient sums to {float(total[r])!r}",
-                     x=value, actual=value, expected=np.array([0.0]), case=Case(x, case.params),
-                     tolerance=float(tol[r]))
+                     x=value, actual=value, expected=np.array([0.0]),
+                     case=Case(x, case.params, case.layout), tolerance=float(tol[r]))
 
 
 @st.composite
