@@ -1799,9 +1799,20 @@ def _key_ticks(fmt: FloatFormat) -> tuple[list[int], list[str]]:
     return [k for k, _ in chosen], [label for _, label in chosen]
 
 
+def _on_plot(value: float, err: np.ndarray) -> float:
+    """The height a figure is drawn at: an infinite error (a NaN or an infinity for a number)
+    where the plot draws its infinite markers, above every finite error."""
+    if math.isfinite(value):
+        return value
+    finite = err[np.isfinite(err)]
+    return max(1.0, float(finite.max()) * 2 if finite.size else 1.0)
+
+
 def _yscale(ax, values: np.ndarray) -> None:
     finite = values[np.isfinite(values)]
     top = float(finite.max()) if finite.size else 0.0
+    if np.isinf(values).any():  # keep the infinite markers in view
+        top = max(top, _on_plot(math.inf, values))
     if top <= 2:
         ax.set_ylim(-0.02, max(top * 1.15, 0.6))
     else:
@@ -1831,12 +1842,14 @@ def _plot_elementwise(r: SweepResult, plt) -> list[tuple[str, bytes]]:
                            marker="^", label="infinite (NaN/inf mismatch)")
             for w in p.worst[:5]:
                 k = _float_to_key(w["x"], fmt)
-                ax.scatter([k], [w["ulp_error"]], s=40, facecolors="none", edgecolors="red")
+                ax.scatter([k], [_on_plot(w["ulp_error"], err)], s=40, facecolors="none",
+                           edgecolors="red")
             if p.max_at:
                 k = _float_to_key(p.max_at["x"], fmt)
                 ax.annotate(f"max {p.max_ulp:.3g} ulp at x={p.max_at['x']:.6g} "
-                            f"({p.max_at['bits']})", (k, p.max_ulp), color="red", fontsize=8,
-                            xytext=(5, -12), textcoords="offset points")
+                            f"({p.max_at['bits']})", (k, _on_plot(p.max_ulp, err)),
+                            color="red", fontsize=8, xytext=(5, -12),
+                            textcoords="offset points")
             for e in p.examples[:10]:
                 k = _float_to_key(e["x"], fmt)
                 ax.scatter([k], [min(e["ulp_error"], 1e30)], s=60, marker="x", c="red")
@@ -1917,12 +1930,18 @@ def _plot_softmax(r: SweepResult, plt) -> list[tuple[str, bytes]]:
         key = order_key(fmt.bits_of(torch.from_numpy(v).to(fmt.dtype)).numpy(), fmt)
         fin = np.isfinite(err)
         ax.scatter(key[fin], err[fin], s=1, rasterized=True)
+        inf = np.isinf(err)
+        if inf.any():  # NaN where a number is due: an infinite error, drawn above the rest
+            ax.scatter(key[inf], np.full(int(inf.sum()), _on_plot(math.inf, err)), s=4,
+                       c="tab:orange", marker="^", label="infinite (NaN/inf mismatch)")
         p = r.passes.get(f"forward {label}")
         if p and p.max_at:
             k = _float_to_key(p.max_at["x"], fmt)
-            ax.scatter([k], [p.max_ulp], s=40, facecolors="none", edgecolors="red")
-            ax.annotate(f"max {p.max_ulp:.3g} ulp at x={p.max_at['x']:.6g}", (k, p.max_ulp),
-                        color="red", fontsize=8, xytext=(5, -12), textcoords="offset points")
+            ax.scatter([k], [_on_plot(p.max_ulp, err)], s=40, facecolors="none",
+                       edgecolors="red")
+            ax.annotate(f"max {p.max_ulp:.3g} ulp at x={p.max_at['x']:.6g}",
+                        (k, _on_plot(p.max_ulp, err)), color="red", fontsize=8,
+                        xytext=(5, -12), textcoords="offset points")
         _yscale(ax, np.concatenate([err, [p.max_ulp if p and p.max_ulp else 0.0]]))
         ax.set_xticks(ticks, tl, fontsize=7)
         ax.set_xlim(0, 1 << fmt.bits)
