@@ -72,7 +72,7 @@ SOFTMAX = (
            "rows longer than 2^16 (tiled rows, the last partial tile), softmax on dim 0"),
     Regime("long rows on a middle dim", (2, 2**16 + 4465, 9), 1,
            "rows longer than 2^16 (tiled rows, the last partial tile), softmax on dim 1"),
-    Regime("long rows on the last dim", (61, 2**17 + 4097), -1,
+    Regime("long rows on the last dim", (64, 2**17 + 4097), -1,
            "rows longer than 2^16 along the last dimension, 2^23 elements in all"),
 )
 
