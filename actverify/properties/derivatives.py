@@ -67,9 +67,11 @@ def tolerance(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict
 def own_output_error(s: Subject, x: torch.Tensor, g: torch.Tensor, y: torch.Tensor,
                      gx: torch.Tensor, params: dict):
     """The backward's own quality: its error against the exact vjp of the output y the forward
-    returned (and a backward from the saved output reads), under the backward's own bound
-    (the spec's ulps plus its accumulation error, nothing carried from the forward).  None
-    where the spec gives no such form (backwards exact from x: relu, leaky relu)."""
+    returned (and a backward from the saved output reads), under the backward's own bound:
+    the spec's ulps, its accumulation error (softmax), and its own roundings of intermediates
+    built from y (y * y, 1 - y), which to first order read y one ulp off and are amplified as
+    a forward error is (1 - y^2 cancels where tanh saturates); nothing carried from the
+    forward.  None where the spec gives no such form (backwards exact from x: relu, leaky)."""
     d = s.spec.derivative
     if d.from_output is None or s.policy.correct_rounding:
         return None
@@ -78,6 +80,8 @@ def own_output_error(s: Subject, x: torch.Tensor, g: torch.Tensor, y: torch.Tens
         ref = np.asarray(d.from_output(yr, gr, **params), dtype=yr.dtype)
         u = ulp(ref, s.fmt)
         absolute = d.bounds[s.fmt.name].evaluate(xr, params, s.fmt) * u
+        if d.output_sensitivity is not None:
+            absolute = absolute + np.abs(gr) * d.output_sensitivity(yr) * ulp(yr, s.fmt)
         if d.extra is not None:
             absolute = absolute + d.extra(xr, gr, yr, np.zeros(yr.shape), params, s.fmt)
         bound = np.asarray(absolute / u, dtype=np.float64)
