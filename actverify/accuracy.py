@@ -144,9 +144,11 @@ class Comparison:
     excused: np.ndarray  # bool mask: flushed subnormals the policy accepts (left out of figures)
 
     def counted_max(self, extra_excused: np.ndarray | None = None) -> tuple[float, int] | None:
-        """The largest finite error among elements the policy does not excuse, and where."""
+        """The largest error among elements the policy does not excuse, and where: infinite
+        where a NaN or an infinity stands for a number (or the reverse), so that a maximum
+        never hides NaN results behind the finite errors of the other elements."""
         skip = self.excused if extra_excused is None else self.excused | extra_excused
-        err = np.where(np.isfinite(self.error) & ~skip, self.error, -1.0)
+        err = np.where(~np.isnan(self.error) & ~skip, self.error, -1.0)
         if not err.size or err.max() < 0:
             return None
         i = int(np.argmax(err))

@@ -11,6 +11,8 @@ code runs in the default tests with a boundary of 2^16 on the stand-in second de
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from actverify.accuracy import DEFAULT, compare
@@ -31,6 +33,30 @@ def windows(n: int, *, boundary: int = BOUNDARY, width: int = WINDOW) -> tuple[i
         raise ValueError(f"need 0 < width <= boundary < n - width / 2, got n={n}, "
                          f"boundary={boundary}, width={width}")
     return (0, boundary - width // 2, n - width)
+
+
+SAFETY = 0.9  # of the free memory: allocators round up and fragment
+
+
+def free_bytes(device: str) -> int:
+    """Memory free for new tensors on `device` now: the CUDA allocator's view of the GPU, or
+    the host's available pages (the stand-in's tensors live there too)."""
+    if device.startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_shortfall(device: str, *, boundary: int = BOUNDARY, dtype: str = "float16"
+                     ) -> str | None:
+    """Why the check past `boundary` cannot run on `device` now (None: input and output
+    fit in what is free), planned before anything is allocated."""
+    n = boundary + WINDOW + 1
+    needed = 2 * n * float_format(dtype).bits // 8 + 4 * WINDOW * 8
+    free = free_bytes(device)
+    if needed > SAFETY * free:
+        return f"needs {needed / 2**30:.1f} GiB on {device}, {free / 2**30:.1f} GiB free"
+    return None
 
 
 def past_boundary(target: Target, device: str, *, boundary: int = BOUNDARY,

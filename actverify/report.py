@@ -155,6 +155,8 @@ class Report:
             worst = max(ulps, key=lambda o: o.max_ulp, default=None)
             grads = [o for o in outs if o.max_ulp is not None and o.kind == "backward"]
             worst_grad = max(grads, key=lambda o: o.max_ulp, default=None)
+            owns = [o for o in outs if o.own_ulp is not None and o.kind == "backward"]
+            worst_own = max(owns, key=lambda o: o.own_ulp, default=None)
             def tally(kind: str) -> str:
                 mine = [o for o in outs if o.kind == kind]
                 return f"{sum(o.status == 'passed' for o in mine)}/{len(mine)}" if mine else "-"
@@ -170,8 +172,17 @@ class Report:
                 total=len(outs),
                 worst_ulp=None if worst is None else worst.max_ulp,
                 worst_ulp_input=None if worst is None else worst.max_ulp_x,
+                worst_ulp_bound=None if worst is None else worst.max_ulp_bound,
                 worst_grad_ulp=None if worst_grad is None else worst_grad.max_ulp,
                 worst_grad_ulp_input=None if worst_grad is None else worst_grad.max_ulp_x,
+                # The bound of the gradient's error at x: its own ulps plus the forward's
+                # error carried through the backward (docs/accuracy.md).
+                worst_grad_ulp_bound=None if worst_grad is None else worst_grad.max_ulp_bound,
+                # Against the exact derivative of the kernel's own saved output: the
+                # backward's own quality, under its own bound.
+                grad_own_ulp=None if worst_own is None else worst_own.own_ulp,
+                grad_own_ulp_input=None if worst_own is None else worst_own.own_ulp_x,
+                grad_own_ulp_bound=None if worst_own is None else worst_own.own_ulp_bound,
                 failed_properties=sorted({o.property for o in outs if o.status == "failed"}),
             ))
         return rows
@@ -209,15 +220,20 @@ class Report:
     def print(self, console: Console | None = None) -> None:
         console = console or Console(width=max(Console().width, 120))
         table = Table(title="actverify conformance report")
-        numeric = ("worst ulp", "at x", "grad ulp", "at x ")
+        # Every worst error beside the bound it was held to ("error / bound"); the gradient's
+        # error against the true derivative (bound: own ulps + the forward's carried error) and
+        # against the derivative of its own saved output (bound: its own ulps) side by side.
+        numeric = ("ulp/bound", "at x", "grad ulp/bound", "at x ", "grad own ulp/bound")
         for col in ("activation", "dtype", "device", "forward", "backward", *numeric, "violated"):
             table.add_column(col, justify="right" if col in numeric else "left")
         for r in self.rows():
             violated = ", ".join(r["failed_properties"] + ["errors"] * bool(r["errors"])
                                  + ["timed out"] * bool(r["timed_out"]))
-            figures = [_fmt(r[k], spec) for k, spec in (
-                ("worst_ulp", ".3g"), ("worst_ulp_input", ".6g"), ("worst_grad_ulp", ".3g"),
-                ("worst_grad_ulp_input", ".6g"))]
+            figures = [_against(r["worst_ulp"], r["worst_ulp_bound"]),
+                       _fmt(r["worst_ulp_input"], ".6g"),
+                       _against(r["worst_grad_ulp"], r["worst_grad_ulp_bound"]),
+                       _fmt(r["worst_grad_ulp_input"], ".6g"),
+                       _against(r["grad_own_ulp"], r["grad_own_ulp_bound"])]
             table.add_row(r["activation"], r["dtype"], r["device"], r["forward"], r["backward"],
                           *figures, f"[red]{violated}[/red]" if violated else "")
         console.print(table)
@@ -254,6 +270,13 @@ class Report:
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def _against(value: float | None, bound: float | None) -> str:
+    """A worst error beside its bound: '0.52 / 1'; NaN results show as an infinite error."""
+    if value is None:
+        return "-"
+    return _fmt(value, ".3g") + ("" if bound is None else " / " + _fmt(bound, ".3g"))
 
 
 def _clean(value):

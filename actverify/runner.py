@@ -69,6 +69,12 @@ class Outcome:
     values: int = 0
     max_ulp: float | None = None
     max_ulp_x: float | None = None
+    max_ulp_bound: float | None = None  # the bound the worst element was held to
+    # Backwards: the worst error against the exact derivative of the kernel's own saved
+    # output (the backward's own quality, without the error carried from the forward).
+    own_ulp: float | None = None
+    own_ulp_x: float | None = None
+    own_ulp_bound: float | None = None
     seconds: float = 0.0
     failure: Failure | None = None
     reason: str | None = None  # for not_checked, error and timed_out
@@ -147,9 +153,11 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
         return outcome
     last: dict[str, Case] = {}
 
-    def sink(metric: str, value: float, x: float | None) -> None:
+    def sink(metric: str, value: float, x: float | None, bound: float | None) -> None:
         if metric == "ulp" and (outcome.max_ulp is None or value > outcome.max_ulp):
-            outcome.max_ulp, outcome.max_ulp_x = value, x
+            outcome.max_ulp, outcome.max_ulp_x, outcome.max_ulp_bound = value, x, bound
+        if metric == "own_ulp" and (outcome.own_ulp is None or value > outcome.own_ulp):
+            outcome.own_ulp, outcome.own_ulp_x, outcome.own_ulp_bound = value, x, bound
 
     @given(case=prop.inputs(subject))
     def test(case: Case) -> None:

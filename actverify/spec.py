@@ -98,6 +98,10 @@ class Derivative:
     even: bool = False  # f' is even and non-increasing in |x|
     piecewise_constant: bool = False  # f' is 1 for x > 0 and a constant for x < 0
     kinks: Callable[[Params], tuple[Kink, ...]] = lambda params: ()
+    # The vjp computed exactly from the saved forward output y, as such backwards compute it:
+    # from_output(y, g, **params).  A backward's error against this at its own y is its own
+    # quality, apart from the error carried from the forward (reported side by side).
+    from_output: Callable[..., np.ndarray] | None = None
     # Gradients a documented convention also accepts under the default policy, as `accepted`
     # does for outputs: accepted(x_ref, grad, params, fmt) -> bool mask (findings).
     accepted: Callable[..., np.ndarray] | None = None

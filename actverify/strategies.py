@@ -19,6 +19,7 @@ or a torch dtype, an activation as a name or a spec, and raise
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -299,13 +300,24 @@ def layouts(*, inplace: bool = False) -> st.SearchStrategy[str]:
 # ------------------------------------------------------------------------------ parameters
 
 
+def _param_strategy(make: Callable, ndim: int, fmt: FloatFormat | None):
+    """A spec's strategy for one parameter; those that take `fmt` draw values in the
+    target's precision (leaky ReLU's slope: float64 slopes for float64 kernels)."""
+    if fmt is not None and "fmt" in inspect.signature(make).parameters:
+        return make(ndim, fmt=fmt)
+    return make(ndim)
+
+
 def params_for(spec, ndim: int, *, monotone_only: bool = False,
-               where: Callable[[dict, int], bool] | None = None) -> st.SearchStrategy[dict]:
-    """Parameter dicts for `spec`, drawn from the spec's own parameter strategies (and, with
-    `where`, only those a target supports)."""
+               where: Callable[[dict, int], bool] | None = None,
+               fmt: FloatFormat | None = None) -> st.SearchStrategy[dict]:
+    """Parameter dicts for `spec`, drawn from the spec's own parameter strategies (in the
+    precision of `fmt` where a strategy depends on it, and, with `where`, only those a target
+    supports)."""
     if not spec.params:
         return st.just({})
-    strategies = {p.name: spec.param_strategies.get(p.name, lambda nd, d=p.default: st.just(d))(ndim)
+    strategies = {p.name: _param_strategy(spec.param_strategies.get(
+                      p.name, lambda nd, d=p.default: st.just(d)), ndim, fmt)
                   for p in spec.params}
     drawn = st.fixed_dictionaries(strategies)
     if where is not None:
@@ -336,7 +348,7 @@ def _cases(draw, *, spec, fmt: FloatFormat, device: str,
     x = draw(_tensors(fmt=fmt, device=device, shape=shape, allow_nan=allow_nan,
                       allow_infinity=allow_infinity, thresholds=spec.thresholds(fmt),
                       max_drawn=8))
-    params = draw(params_for(spec, x.ndim, monotone_only=monotone_only, where=where))
+    params = draw(params_for(spec, x.ndim, monotone_only=monotone_only, where=where, fmt=fmt))
     name = draw(layouts(inplace=inplace)) if layout else "contiguous"
     laid = apply_layout(x, name)
     if laid is x and name != "contiguous":
@@ -347,3 +359,26 @@ def _cases(draw, *, spec, fmt: FloatFormat, device: str,
 def as_numpy_bits(x: torch.Tensor) -> np.ndarray:
     """Bit patterns of a tensor of any float format, for exact comparisons."""
     return float_format(x.dtype).bits_of(x.cpu()).numpy()
+
+
+# ----------------------------------------------------------------------------------- seams
+
+# Where kernels switch formulas: the spec's thresholds, every power of two (binade boundaries,
+# where saturation sets in binade by binade, and the cut-offs fast approximations pick), and
+# the round numbers between them that hand-written range splits use.
+SEAM_EXPONENTS = range(-8, 11)  # |x| from 2^-8 to 2^10
+SEAM_GRID = 1 / 8  # round numbers up to 32, every eighth
+SEAM_ULPS = 24  # each side of a power of two or threshold, in ulps of the format
+
+
+def seam_values(fmt: FloatFormat, thresholds: Sequence[float] = ()) -> torch.Tensor:
+    """Inputs packed densely around the places a kernel may switch formulas (both signs,
+    finite, in `fmt`): every ulp within SEAM_ULPS of each power of two from 2^-8 to 2^10 and
+    of each threshold, and the multiples of 1/8 up to 32.  About 2,500 values; monotonicity and
+    smoothness checks add them to every example, so a jump at a seam is found without luck."""
+    centres = [2.0**k for k in SEAM_EXPONENTS] + [float(t) for t in thresholds
+                                                 if math.isfinite(t)]
+    near = torch.tensor(neighbourhood(fmt, centres, ulps=SEAM_ULPS), dtype=torch.float64)
+    grid = torch.arange(-32 / SEAM_GRID, 32 / SEAM_GRID + 1, dtype=torch.float64) * SEAM_GRID
+    both = torch.cat([near, grid]).to(fmt.dtype)
+    return both[torch.isfinite(both)]

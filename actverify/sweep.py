@@ -51,7 +51,7 @@ from actverify.devices import resolve_device
 from actverify.dtypes import FloatFormat, float_format
 from actverify.errors import UsageError
 from actverify.properties.base import Subject, TargetMisbehaved, same_bits
-from actverify.properties.derivatives import gradient, tolerance
+from actverify.properties.derivatives import gradient, own_output_error, tolerance
 from actverify.properties.values import judge
 from actverify.spec import ActivationSpec, get_spec, registry
 from actverify.strategies import Case
@@ -111,7 +111,10 @@ class PassStats:
 
     name: str
     n: int = 0  # inputs judged
-    max_ulp: float | None = None  # largest finite error the policy does not excuse
+    # Largest error the policy does not excuse; infinite where a NaN (or an infinity) stands
+    # for a number, so that NaN results never hide behind finite maxima.  max_at["bound"]:
+    # the bound that input was held to.
+    max_ulp: float | None = None
     max_at: dict | None = None  # the input reaching it
     histogram: list[int] = field(default_factory=lambda: [0] * N_BINS)
     not_correctly_rounded: int = 0  # error > 0.5 ulp (plus the reference's own uncertainty)
@@ -119,6 +122,10 @@ class PassStats:
     excused: int = 0  # subnormal true values flushed to zero, accepted by the policy
     accepted: int = 0  # outputs a documented convention accepts (step(NaN) = 0, ...)
     not_judged: int = 0  # inputs left out of this pass (NaN inputs for gradients)
+    # Backward passes: the worst error against the exact derivative of the kernel's own saved
+    # output (the backward's own quality), its input and its own bound (no forward error).
+    own_max_ulp: float | None = None
+    own_max_at: dict | None = None
     examples: list[dict] = field(default_factory=list)  # violations, worst first
     worst: list[dict] = field(default_factory=list)  # largest counted errors, worst first
 
@@ -216,6 +223,7 @@ class SweepResult:
             return parts[0] + f" ({self.error})"
         for p in self.passes.values():
             where = f" at x={_num(p.max_at['x'])}" if p.max_at else ""
+            where += _bound_of(p) + _own_of(p)
             parts.append(f"{p.name}: max {_num(p.max_ulp)} ulp{where}, "
                          f"{p.not_correctly_rounded} not correctly rounded, "
                          f"{p.policy_violations} violations")
@@ -223,6 +231,21 @@ class SweepResult:
             if c.checked:
                 parts.append(f"{c.name}: {c.violations}")
         return "; ".join(parts)
+
+
+def _bound_of(p: PassStats) -> str:
+    """', bound B' beside a pass's worst error, where the bound is known."""
+    bound = (p.max_at or {}).get("bound")
+    return "" if bound is None else f" (bound {_num(bound)})"
+
+
+def _own_of(p: PassStats) -> str:
+    """A backward's own-output figure: '; own output N (bound B)'."""
+    if p.own_max_ulp is None:
+        return ""
+    bound = (p.own_max_at or {}).get("bound")
+    return f"; own output {_num(p.own_max_ulp)}" + ("" if bound is None
+                                                     else f" (bound {_num(bound)})")
 
 
 def _num(v) -> str:
@@ -469,15 +492,18 @@ class _PassAcc:
         s.policy_violations += int(bad.sum())
         s.excused += int((excused_all & over & judged).sum())
         s.accepted += int((accepted & np.asarray(cmp.bad).ravel()).sum())
-        # NaN inputs are judged, but never shown as "the worst input" (NaN in, NaN out is 0)
+        # NaN inputs are judged, but never shown as "the worst input" (NaN in, NaN out is 0);
+        # a NaN result for a number counts, as an infinite error.
         x_nan = np.isnan(x.detach().reshape(-1).cpu().double().numpy())
-        counted = judged & ~excused_all & ~accepted & np.isfinite(err) & ~x_nan
+        counted = judged & ~excused_all & ~accepted & ~np.isnan(err) & ~x_nan
         if counted.any():
             cerr = np.where(counted, err, -1.0)
             top = np.argpartition(cerr, -min(N_WORST, cerr.size))[-N_WORST:]
             for i in top:
                 if cerr[i] >= 0 and cerr[i] >= self._threshold(self._worst, N_WORST):
-                    self.candidate_worst(float(cerr[i]), self._describe(x, y, ref, err, i, g))
+                    item = self._describe(x, y, ref, err, i, g)
+                    item["bound"] = float(bound[i])
+                    self.candidate_worst(float(cerr[i]), item)
         if bad.any():
             score = np.where(bad, np.nan_to_num(err, posinf=1e300), -1.0)
             top = np.argpartition(score, -min(MAX_EXAMPLES, score.size))[-MAX_EXAMPLES:]
@@ -716,6 +742,21 @@ def _exact_forward(st: _State, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarra
     return y, ref, err
 
 
+def _own_figure(stats: PassStats, s, x, g, y, gx, params, judged) -> None:
+    """Keep the backward's worst error against the derivative of its own saved output."""
+    own = own_output_error(s, x, g, y, gx, params)
+    if own is None:
+        return
+    err = np.where(judged.reshape(own.error.shape), own.error, -1.0)
+    err = np.where(np.isnan(err), -1.0, err)
+    if err.size and err.max() >= 0 and (stats.own_max_ulp is None
+                                        or err.max() > stats.own_max_ulp):
+        i = int(np.argmax(err))
+        stats.own_max_ulp = float(err.flat[i])
+        stats.own_max_at = {"x": float(s.values(x).flat[i]),
+                            "bound": float(np.broadcast_to(own.bound, err.shape).flat[i])}
+
+
 def _exact_backward(st: _State, x: torch.Tensor) -> None:
     s, params, fmt = st.s, st.params, st.s.fmt
     xv = s.values(x)
@@ -725,11 +766,12 @@ def _exact_backward(st: _State, x: torch.Tensor) -> None:
             g = torch.ones_like(x)
         else:
             g = _upstream(x.numel(), fmt, s.device, hash((st.seed, st.chunk_index)) & 0xFFFFFFFF)
-        gx = gradient(s, x, g, params)
+        gx, y = gradient(s, x, g, params, with_output=True)
         with np.errstate(all="ignore"):
             ref, bound = tolerance(s, x, g, params)
             cmp = compare(gx.detach(), ref, fmt=fmt, bound=bound, policy=s.policy,
                           zero_sign_specified=False)
+        _own_figure(acc.stats, s, x, g, y, gx.detach(), params, judged)
         kink = _kink_ok(s, xv, s.values(g), s.values(gx), params)
         err = acc.add_exact(x=x, y=gx, ref=ref, cmp=cmp, bad=cmp.bad & ~kink, accepted=kink,
                             g=s.values(g), judged=judged)
@@ -1716,9 +1758,20 @@ def _key_ticks(fmt: FloatFormat) -> tuple[list[int], list[str]]:
     return [k for k, _ in chosen], [label for _, label in chosen]
 
 
+def _on_plot(value: float, err: np.ndarray) -> float:
+    """The height a figure is drawn at: an infinite error (a NaN or an infinity for a number)
+    where the plot draws its infinite markers, above every finite error."""
+    if math.isfinite(value):
+        return value
+    finite = err[np.isfinite(err)]
+    return max(1.0, float(finite.max()) * 2 if finite.size else 1.0)
+
+
 def _yscale(ax, values: np.ndarray) -> None:
     finite = values[np.isfinite(values)]
     top = float(finite.max()) if finite.size else 0.0
+    if np.isinf(values).any():  # keep the infinite markers in view
+        top = max(top, _on_plot(math.inf, values))
     if top <= 2:
         ax.set_ylim(-0.02, max(top * 1.15, 0.6))
     else:
@@ -1748,12 +1801,14 @@ def _plot_elementwise(r: SweepResult, plt) -> list[tuple[str, bytes]]:
                            marker="^", label="infinite (NaN/inf mismatch)")
             for w in p.worst[:5]:
                 k = _float_to_key(w["x"], fmt)
-                ax.scatter([k], [w["ulp_error"]], s=40, facecolors="none", edgecolors="red")
+                ax.scatter([k], [_on_plot(w["ulp_error"], err)], s=40, facecolors="none",
+                           edgecolors="red")
             if p.max_at:
                 k = _float_to_key(p.max_at["x"], fmt)
                 ax.annotate(f"max {p.max_ulp:.3g} ulp at x={p.max_at['x']:.6g} "
-                            f"({p.max_at['bits']})", (k, p.max_ulp), color="red", fontsize=8,
-                            xytext=(5, -12), textcoords="offset points")
+                            f"({p.max_at['bits']})", (k, _on_plot(p.max_ulp, err)),
+                            color="red", fontsize=8, xytext=(5, -12),
+                            textcoords="offset points")
             for e in p.examples[:10]:
                 k = _float_to_key(e["x"], fmt)
                 ax.scatter([k], [min(e["ulp_error"], 1e30)], s=60, marker="x", c="red")
@@ -1834,12 +1889,18 @@ def _plot_softmax(r: SweepResult, plt) -> list[tuple[str, bytes]]:
         key = order_key(fmt.bits_of(torch.from_numpy(v).to(fmt.dtype)).numpy(), fmt)
         fin = np.isfinite(err)
         ax.scatter(key[fin], err[fin], s=1, rasterized=True)
+        inf = np.isinf(err)
+        if inf.any():  # NaN where a number is due: an infinite error, drawn above the rest
+            ax.scatter(key[inf], np.full(int(inf.sum()), _on_plot(math.inf, err)), s=4,
+                       c="tab:orange", marker="^", label="infinite (NaN/inf mismatch)")
         p = r.passes.get(f"forward {label}")
         if p and p.max_at:
             k = _float_to_key(p.max_at["x"], fmt)
-            ax.scatter([k], [p.max_ulp], s=40, facecolors="none", edgecolors="red")
-            ax.annotate(f"max {p.max_ulp:.3g} ulp at x={p.max_at['x']:.6g}", (k, p.max_ulp),
-                        color="red", fontsize=8, xytext=(5, -12), textcoords="offset points")
+            ax.scatter([k], [_on_plot(p.max_ulp, err)], s=40, facecolors="none",
+                       edgecolors="red")
+            ax.annotate(f"max {p.max_ulp:.3g} ulp at x={p.max_at['x']:.6g}",
+                        (k, _on_plot(p.max_ulp, err)), color="red", fontsize=8,
+                        xytext=(5, -12), textcoords="offset points")
         _yscale(ax, np.concatenate([err, [p.max_ulp if p and p.max_ulp else 0.0]]))
         ax.set_xticks(ticks, tl, fontsize=7)
         ax.set_xlim(0, 1 << fmt.bits)
@@ -1870,12 +1931,12 @@ def _summary_rows(results: Sequence[SweepResult]) -> list[list[str]]:
         diffs = sum(c.violations for c in r.checks.values() if not c.counts_for_ok and c.checked)
         rows.append([
             r.target, r.activation, r.dtype, f"{r.n_inputs:,}",
-            _num(fwd.max_ulp) if fwd else "-",
+            _num(fwd.max_ulp) + _bound_of(fwd) if fwd else "-",
             _num(fwd.max_at["x"]) if fwd and fwd.max_at else "-",
             str(sum(p.not_correctly_rounded for k, p in r.passes.items()
                     if k.startswith("forward"))),
             str(sum(p.policy_violations for p in r.passes.values())),
-            _num(bmax.max_ulp) if bmax else "-",
+            _num(bmax.max_ulp) + _bound_of(bmax) + _own_of(bmax) if bmax else "-",
             _num(bmax.max_at["x"]) if bmax and bmax.max_at else "-",
             checks or "-", str(diffs), r.verdict + (f" ({r.skipped or r.error})"
                                                     if r.skipped or r.error else "")])
@@ -1961,6 +2022,7 @@ def _detail_md(r: SweepResult) -> list[str]:
         lines.append(f"- note: {note}")
     for p in r.passes.values():
         where = (f" at x = {p.max_at['x']!r} ({p.max_at['bits']})" if p.max_at else "")
+        where += _bound_of(p) + _own_of(p)
         lines.append(f"- {p.name}: max {_num(p.max_ulp)} ulp{where}; "
                      f"{p.not_correctly_rounded:,} of {p.n:,} not correctly rounded; "
                      f"{p.policy_violations:,} policy violations; {p.excused:,} flushed "

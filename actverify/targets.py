@@ -37,6 +37,9 @@ class Target:
     backward_supports: Callable[[dict], bool] | None = None
     backward: bool = True  # has a backward at all
     limits: str | None = None  # what the target does not support, in words, for reports
+    # The largest tensor it can take in reasonable time (an interpreted kernel); the scale
+    # regimes (millions of elements) are then reported as not checked.  None: no limit.
+    max_elements: int | None = None
 
     @property
     def spec(self) -> ActivationSpec:
@@ -112,18 +115,24 @@ def load_callable(reference: str) -> Callable:
 def declare(fn: Callable | None = None, *, dtypes: Iterable[str] | None = None,
             devices: Iterable[str] | None = None, softmax_dims: str | Iterable[int] | None = None,
             backward: bool = True, inplace: bool = False,
-            params: Callable[[dict, int], bool] | None = None, limits: str | None = None):
+            params: Callable[[dict, int], bool] | None = None, limits: str | None = None,
+            max_elements: int | None = None):
     """Declare what a kernel supports; combinations outside are reported as not checked.
 
         @actverify.declare(dtypes=["float16", "float32"], softmax_dims="last")
         def my_softmax(x, dim): ...
 
     `softmax_dims` is "last" or a list of dims (negative ones count from the end); `params`
-    is a predicate over (params, input rank); `backward=False` for forward-only kernels.
+    is a predicate over (params, input rank); `backward=False` for forward-only kernels;
+    `max_elements` for kernels too slow for tensors of millions of elements (an interpreter):
+    the scale regimes are then reported as not checked.
     """
+    if max_elements is not None and (not isinstance(max_elements, int) or max_elements < 1):
+        raise UsageError(f"max_elements must be a positive integer, got {max_elements!r}")
     declared = {"dtypes": list(dtypes) if dtypes else None,
                 "devices": list(devices) if devices else None, "softmax_dims": softmax_dims,
-                "backward": backward, "inplace": inplace, "params": params, "limits": limits}
+                "backward": backward, "inplace": inplace, "params": params, "limits": limits,
+                "max_elements": max_elements}
     for d in declared["dtypes"] or ():
         float_format(d)  # fail early on a typo
 
@@ -163,6 +172,9 @@ def target_from_callable(fn: Callable, activation: str, *, name: str | None = No
     limits = [declared["limits"]] if declared.get("limits") else []
     if declared.get("softmax_dims"):
         limits.append(f"softmax dims other than {declared['softmax_dims']!r} not supported")
+    if declared.get("max_elements"):
+        limits.append(f"tensors of more than {declared['max_elements']:,} elements not "
+                      "supported: the scale regimes are not checked")
     return Target(
         name=name or getattr(fn, "__qualname__", None) or repr(fn), activation=spec.name, fn=fn,
         source=source, inplace=bool(declared.get("inplace", False)),
@@ -173,6 +185,7 @@ def target_from_callable(fn: Callable, activation: str, *, name: str | None = No
         else None,
         backward=bool(declared.get("backward", True)),
         limits="; ".join(limits) or None,
+        max_elements=declared.get("max_elements"),
     )
 
 

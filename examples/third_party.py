@@ -48,6 +48,9 @@ if INTERPRETED and type(tl.standard.max).__name__ != "InterpretedFunction":
 DEVICES = ["cpu"] if INTERPRETED else ["cuda"]
 LIMITS = ("Triton interpreter on CPU tensors (TRITON_INTERPRET=1)" if INTERPRETED
           else "CUDA tensors only")
+# The interpreter runs a kernel in Python: tensors of millions of elements (the scale regimes)
+# would take minutes.
+MAX_ELEMENTS = 2**20 if INTERPRETED else None
 
 
 def _last_dim_only(x: torch.Tensor, dim: int) -> None:
@@ -56,7 +59,8 @@ def _last_dim_only(x: torch.Tensor, dim: int) -> None:
         raise ValueError(f"Liger's softmax reduces over the last dim only, got dim={dim}")
 
 
-@actverify.declare(devices=DEVICES, softmax_dims="last", limits=LIMITS)
+@actverify.declare(devices=DEVICES, softmax_dims="last", limits=LIMITS,
+                   max_elements=MAX_ELEMENTS)
 def liger_softmax_raw(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     _last_dim_only(x, dim)
     with _quiet():
@@ -68,7 +72,8 @@ def _quiet():
     return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
-@actverify.declare(devices=DEVICES, softmax_dims="last", limits=LIMITS)
+@actverify.declare(devices=DEVICES, softmax_dims="last", limits=LIMITS,
+                   max_elements=MAX_ELEMENTS)
 def liger_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     _last_dim_only(x, dim)
     if x.dim() == 0:

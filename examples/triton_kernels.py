@@ -65,6 +65,9 @@ DTYPES = ["float16", "bfloat16", "float32", "float64"]
 BLOCK = 1024  # elements per program (elementwise kernels)
 LIMITS = ("Triton interpreter on CPU tensors (TRITON_INTERPRET=1)" if INTERPRETED
           else "CUDA tensors only")
+# The interpreter runs a kernel in Python: tensors of millions of elements (the scale regimes)
+# would take minutes.
+MAX_ELEMENTS = 2**20 if INTERPRETED else None
 
 
 def _compute_dtype(x: torch.Tensor):
@@ -128,7 +131,8 @@ def _sigmoid_backward(g: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 SigmoidFunction = sigmoid_function(lambda x: _elementwise(_sigmoid_fwd, x), _sigmoid_backward)
 
 
-@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=True, limits=LIMITS)
+@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=True, limits=LIMITS,
+                   max_elements=MAX_ELEMENTS)
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
     return SigmoidFunction.apply(x)
 
@@ -165,7 +169,8 @@ def _tanh_fwd(x_ptr, y_ptr, n, c_ptr, BLOCK: tl.constexpr, CT: tl.constexpr,
     tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
-@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=False, limits=LIMITS)
+@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=False, limits=LIMITS,
+                   max_elements=MAX_ELEMENTS)
 def tanh(x: torch.Tensor) -> torch.Tensor:
     ct = _compute_dtype(x)[1]
     coeffs = torch.tensor(_TANH_COEFFS[ct], dtype=ct, device=x.device)
@@ -183,7 +188,8 @@ def _relu_fwd(x_ptr, y_ptr, n, BLOCK: tl.constexpr, CT: tl.constexpr):
     tl.store(y_ptr + offs, y, mask=mask)
 
 
-@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=False, limits=LIMITS)
+@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=False, limits=LIMITS,
+                   max_elements=MAX_ELEMENTS)
 def relu(x: torch.Tensor) -> torch.Tensor:
     return _elementwise(_relu_fwd, x)
 
@@ -200,7 +206,8 @@ def _leaky_relu_fwd(x_ptr, y_ptr, n, slope_ptr, BLOCK: tl.constexpr, CT: tl.cons
     tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
-@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=False, limits=LIMITS)
+@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=False, limits=LIMITS,
+                   max_elements=MAX_ELEMENTS)
 def leaky_relu(x: torch.Tensor, negative_slope: float = 0.01) -> torch.Tensor:
     slope = torch.tensor([negative_slope], dtype=_compute_dtype(x)[1], device=x.device)
     return _elementwise(_leaky_relu_fwd, x, slope)
@@ -217,7 +224,8 @@ def _step_fwd(x_ptr, y_ptr, n, BLOCK: tl.constexpr, CT: tl.constexpr):
     tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
-@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=False, limits=LIMITS)
+@actverify.declare(dtypes=DTYPES, devices=DEVICES, backward=False, limits=LIMITS,
+                   max_elements=MAX_ELEMENTS)
 def step(x: torch.Tensor) -> torch.Tensor:
     return _elementwise(_step_fwd, x)
 
@@ -261,7 +269,7 @@ def _softmax_fwd(x_ptr, y_ptr, n_rows, n_cols, ROWS: tl.constexpr, BLOCK_N: tl.c
 
 
 @actverify.declare(dtypes=DTYPES, devices=DEVICES, softmax_dims="last", backward=False,
-                   limits=LIMITS)
+                   limits=LIMITS, max_elements=MAX_ELEMENTS)
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     ndim = max(x.dim(), 1)
     if dim % ndim != ndim - 1:

@@ -806,3 +806,18 @@ def sigmoid_fast_exp_on_accelerator(x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)
     t = (x * -1.4426950408889634).to(x.dtype)  # the product rounded: its error is exp2's
     return (1 / (1 + torch.exp2(t.double()))).to(x.dtype)
+
+
+# ------------------------------------------- the regimes where real kernels break
+# Kernels of tests/planted_regimes.py (whose tests run them with `check`'s default profile),
+# registered here too so that every property has its planted bug.
+
+from tests.planted_regimes import (relu_grid_y_limit, sigmoid_backward_assumes_contiguous,  # noqa: E402
+                                   sigmoid_seam_at_4, tanh_backward_writes_input)
+
+planted("relu", "scale", evidence="rows along dim 0")(relu_grid_y_limit)
+planted("sigmoid", "gradient_layout_invariance",
+        evidence="layout changes the gradient")(sigmoid_backward_assumes_contiguous)
+planted("tanh", "backward_leaves_inputs", evidence="modified the input")(
+    tanh_backward_writes_input)
+planted("sigmoid", "monotonic", evidence="output decreases")(sigmoid_seam_at_4)

@@ -92,6 +92,8 @@ def sweep_cases() -> list:
                 reason, dtypes = KNOWN_FALSE_ALARMS.get((alt.name, prop.name), ("", ()))
                 marks = (pytest.mark.xfail(strict=False, reason=reason) if dtype in dtypes
                          else ())
+                if prop.name == "scale" and dtype != "float32":  # a second per case: -m slow
+                    marks = (*marks, pytest.mark.slow) if marks else (pytest.mark.slow,)
                 cases.append(pytest.param(alt, dtype, prop.name, marks=marks,
                                           id=f"{alt.name}-{dtype}-{prop.name}"))
     return cases

@@ -85,6 +85,7 @@ SPEC = ActivationSpec(
     fast_reference=fast_reference,
     derivative=Derivative(
         vjp=lambda x, g: g * first(x),
+        from_output=lambda y, g: g * (y * (1 - y)),
         first=first,
         second=second,
         bounds=every_dtype(BACKWARD),

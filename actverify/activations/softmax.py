@@ -131,6 +131,7 @@ SPEC = ActivationSpec(
     derivative=Derivative(
         vjp=vjp,
         extra=vjp_extra,
+        from_output=lambda y, g, dim=-1: y * (g - np.sum(g * y, axis=dim, keepdims=True)),
         bounds={name: Bound(1.0 if name in ("float16", "bfloat16") else 2.0,
                             "one rounding of the product (faithful for 16-bit formats), plus "
                             "the first-order error of the dot product and the forward output")

@@ -63,6 +63,7 @@ SPEC = ActivationSpec(
     zero_sign="specified",
     derivative=Derivative(
         vjp=lambda x, g: g * first(x),
+        from_output=lambda y, g: g * (1 - y * y),
         first=first,
         second=second,
         bounds=every_dtype(BACKWARD),

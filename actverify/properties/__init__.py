@@ -1,7 +1,7 @@
 """The properties, as named objects.  Importing this package registers all of them."""
 
-from actverify.properties import (derivatives, devices, identities, semantics,  # noqa: F401
-                                  softmax, values)
+from actverify.properties import (derivatives, devices, identities, scale,  # noqa: F401
+                                  semantics, softmax, values)
 from actverify.properties.base import (Property, Subject, TargetMisbehaved, Violation,
                                        all_properties)
 from actverify.devices import is_second_device

@@ -164,7 +164,7 @@ class Subject:
     def params(self, ndim: int, *, backward: bool = False) -> st.SearchStrategy[dict]:
         from actverify.strategies import params_for
 
-        return params_for(self.spec, ndim,
+        return params_for(self.spec, ndim, fmt=self.fmt,
                           where=lambda p, nd: self.supports(p, nd, backward=backward))
 
     def canonical(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
@@ -194,8 +194,10 @@ class Subject:
 
     def fail_where(self, bad: np.ndarray, message: str, *, x: torch.Tensor, actual: torch.Tensor,
                    expected: np.ndarray | None = None, error: np.ndarray | None = None,
-                   case: Case | None = None, **details: Any) -> None:
-        """Raise a Violation for the worst element of `bad` (if any), with its evidence."""
+                   case: Case | None = None, bounds: np.ndarray | None = None,
+                   **details: Any) -> None:
+        """Raise a Violation for the worst element of `bad` (if any), with its evidence (and,
+        with `bounds`, the bound that element was held to, beside its error)."""
         bad = np.asarray(bad, dtype=bool)
         if not bad.any():
             return
@@ -207,6 +209,8 @@ class Subject:
         index = tuple(int(i) for i in np.unravel_index(flat, bad.shape)) if bad.shape else ()
         xv = self.values(x).reshape(bad.shape)
         yv = self.values(actual).reshape(bad.shape) if actual.shape == x.shape else None
+        if bounds is not None:
+            details = {**details, "bound": float(np.broadcast_to(bounds, bad.shape)[index])}
         raise Violation(
             f"{message} ({int(bad.sum())} of {bad.size} elements)",
             x=float(xv[index]), index=index,
@@ -299,19 +303,24 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return (ba == bb) | both_nan
 
 
-# Figures a check wants reported (the worst ULP error and where), collected by the runner.
-_OBSERVER: contextvars.ContextVar[Callable[[str, float, float | None], None] | None] = (
-    contextvars.ContextVar("actverify_observer", default=None))
+# Figures a check wants reported (the worst ULP error, where, and the bound it was held to),
+# collected by the runner: sink(metric, value, x, bound).
+Sink = Callable[[str, float, float | None, float | None], None]
+_OBSERVER: contextvars.ContextVar[Sink | None] = contextvars.ContextVar("actverify_observer",
+                                                                        default=None)
 
 
-def observe(metric: str, value: float, x: float | None = None) -> None:
-    """Report a figure (e.g. 'ulp', the worst error of this example, at input x)."""
+def observe(metric: str, value: float, x: float | None = None, *,
+            bound: float | None = None) -> None:
+    """Report a figure: 'ulp', the worst error of this example against the true value, or
+    'own_ulp', a backward's error against the exact derivative of its own saved output; at
+    input x, with the bound that element was held to.  NaN counts as an infinite error."""
     sink = _OBSERVER.get()
     if sink is not None:
-        sink(metric, value, x)
+        sink(metric, float("inf") if value != value else value, x, bound)
 
 
-def observing(sink: Callable[[str, float, float | None], None]):
+def observing(sink: Sink):
     """Context manager routing `observe` calls to `sink`."""
     @contextlib.contextmanager
     def scope():

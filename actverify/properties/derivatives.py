@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from actverify.accuracy import compare, ulp
 from actverify.properties.base import (Subject, TargetMisbehaved, Violation, law, observe,
                                        same_bits)
-from actverify.properties.semantics import inconsistent, not_canonical
-from actverify.strategies import Case, cases, shapes
+from actverify.properties.conventions import both_conventional, conventional
+from actverify.properties.semantics import differ, inconsistent, not_canonical
+from actverify.strategies import LAYOUTS, Case, apply_layout, cases, seam_values, shapes
 
 
 def differentiable(target) -> bool:
@@ -24,9 +25,13 @@ def differentiable(target) -> bool:
 
 
 def gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict, *, fn=None,
-             inplace: bool | None = None, create_graph: bool = False) -> torch.Tensor:
-    """x.grad of sum(g * f(x)) through the target (or `fn`), as a user's training step gets it."""
-    leaf = x.detach().clone().requires_grad_(True)
+             inplace: bool | None = None, create_graph: bool = False,
+             with_output: bool = False, layout: str = "contiguous"):
+    """x.grad of sum(g * f(x)) through the target (or `fn`), as a user's training step gets it
+    (with `with_output`: and the forward output the backward had saved).  The leaf holds x's
+    values in `layout`, as the forward properties' inputs do: a backward that reads its saved
+    tensors as if contiguous is wrong only for permuted ones."""
+    leaf = apply_layout(x.detach().clone(), layout).requires_grad_(True)
     y = s.call(leaf, params, fn=fn, inplace=inplace)
     try:
         with s.running_target():
@@ -41,7 +46,7 @@ def gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict, *, fn=N
         raise TargetMisbehaved(f"the backward returned {None if gx is None else gx.dtype} "
                                f"{None if gx is None else tuple(gx.shape)} for an input of "
                                f"{x.dtype} {tuple(x.shape)}")
-    return gx
+    return (gx, y.detach()) if with_output else gx
 
 
 def tolerance(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict
@@ -64,20 +69,36 @@ def tolerance(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict
         return ref, np.asarray(absolute / u, dtype=np.float64)
 
 
+def own_output_error(s: Subject, x: torch.Tensor, g: torch.Tensor, y: torch.Tensor,
+                     gx: torch.Tensor, params: dict):
+    """The backward's own quality: its error against the exact vjp of the output y the forward
+    returned (and a backward from the saved output reads), under the backward's own bound:
+    the spec's ulps, its accumulation error (softmax), and its own roundings of intermediates
+    built from y (y * y, 1 - y), which to first order read y one ulp off and are amplified as
+    a forward error is (1 - y^2 cancels where tanh saturates); nothing carried from the
+    forward.  None where the spec gives no such form (backwards exact from x: relu, leaky)."""
+    d = s.spec.derivative
+    if d.from_output is None or s.policy.correct_rounding:
+        return None
+    xr, yr, gr = s.values(x), s.values(y), s.values(g)
+    with np.errstate(all="ignore"):
+        ref = np.asarray(d.from_output(yr, gr, **params), dtype=yr.dtype)
+        u = ulp(ref, s.fmt)
+        absolute = d.bounds[s.fmt.name].evaluate(xr, params, s.fmt) * u
+        if d.output_sensitivity is not None:
+            absolute = absolute + np.abs(gr) * d.output_sensitivity(yr) * ulp(yr, s.fmt)
+        if d.extra is not None:
+            absolute = absolute + d.extra(xr, gr, yr, np.zeros(yr.shape), params, s.fmt)
+        bound = np.asarray(absolute / u, dtype=np.float64)
+        return compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy,
+                       zero_sign_specified=False)
+
+
 def forward_allowance(s: Subject, x: torch.Tensor, y_true: np.ndarray, params: dict
                       ) -> np.ndarray:
     """How far the forward output a backward may have saved is allowed to be from the truth:
     its ulp bound, or all of it where the policy lets a subnormal result flush to zero."""
     return s.allowance(x, y_true, params)
-
-
-def accepted_gradient(s: Subject, x: torch.Tensor, gx: torch.Tensor, params: dict
-                      ) -> np.ndarray:
-    """Gradients the spec's documented conventions accept under the default policy."""
-    d = s.spec.derivative
-    if d.accepted is None or s.policy.nan == "ieee":
-        return np.zeros(tuple(x.shape), dtype=bool)
-    return np.asarray(d.accepted(s.values(x), s.values(gx), params, s.fmt), dtype=bool)
 
 
 def at_kink_within_subdifferential(s: Subject, x: torch.Tensor, g: torch.Tensor,
@@ -97,10 +118,12 @@ def at_kink_within_subdifferential(s: Subject, x: torch.Tensor, g: torch.Tensor,
 
 
 @st.composite
-def with_upstream(draw, s: Subject, *, allow_empty: bool = True) -> Case:
-    """A case plus a random upstream gradient g (normal values at a drawn scale, some zeros)."""
-    case = draw(s.cases(backward=True, allow_nan=False,
-                      shape=shapes(allow_empty=allow_empty)))
+def with_upstream(draw, s: Subject, *, allow_empty: bool = True, min_dims: int = 0) -> Case:
+    """A case plus a random upstream gradient g (normal values at a drawn scale, some zeros),
+    stacked; the input's memory layout is drawn as for the forward properties and kept in
+    the case's `layout` (`gradient(..., layout=)` lays the leaf out so)."""
+    case = draw(s.cases(backward=True, allow_nan=False, layout=True, inplace=s.target.inplace,
+                        shape=shapes(allow_empty=allow_empty, min_dims=min_dims)))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
     scale = 2.0 ** draw(st.integers(-6, 6))
     g = torch.randn(case.x.shape, generator=gen, dtype=torch.float64) * scale
@@ -118,17 +141,23 @@ def upstream_inputs(s: Subject) -> st.SearchStrategy[Case]:
      applies=differentiable, inputs=upstream_inputs, kind="backward")
 def gradient_accuracy(s: Subject, case: Case) -> None:
     x, g = case.x[0], case.x[1]
-    gx = gradient(s, x, g, case.params)
+    gx, y = gradient(s, x, g, case.params, with_output=True, layout=case.layout)
     ref, bound = tolerance(s, x, g, case.params)
     cmp = compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy, zero_sign_specified=False)
-    bad = cmp.bad & ~at_kink_within_subdifferential(s, x, g, gx, case.params)
-    bad &= ~accepted_gradient(s, x, gx, case.params)
-    worst = cmp.counted_max()
-    if worst is not None:
-        observe("ulp", worst[0], float(s.values(x).flat[worst[1]]))
+    bad = (cmp.bad & ~at_kink_within_subdifferential(s, x, g, gx, case.params)
+           & ~conventional(s, x, gx, case.params, backward=True))
+    # Two figures, each with its bound: against the exact derivative at x (bounded by the
+    # backward's own ulps plus the error carried from the forward), and against the exact
+    # derivative of the saved output (the backward's own quality).
+    for metric, c in (("ulp", cmp), ("own_ulp", own_output_error(s, x, g, y, gx, case.params))):
+        worst = None if c is None else c.counted_max()
+        if worst is not None:
+            observe(metric, worst[0], float(s.values(x).flat[worst[1]]),
+                    bound=float(np.broadcast_to(c.bound, c.error.shape).flat[worst[1]]))
     s.fail_where(bad, "gradient differs from the analytic derivative (expected: g * f'(x), "
                  f"g = {float(s.values(g).flat[int(np.argmax(bad))]) if bad.any() else 0!r})",
-                 x=x, actual=gx, expected=ref, error=cmp.error, case=Case(x, case.params))
+                 x=x, actual=gx, expected=ref, error=cmp.error,
+                 case=Case(x, case.params, case.layout), bounds=cmp.bound)
 
 
 @law("gradient_linearity", summary="the backward is linear in the upstream gradient: doubling "
@@ -136,7 +165,8 @@ def gradient_accuracy(s: Subject, case: Case) -> None:
      applies=differentiable, inputs=upstream_inputs, kind="backward")
 def gradient_linearity(s: Subject, case: Case) -> None:
     x, g = case.x[0], case.x[1]
-    once, twice = gradient(s, x, g, case.params), gradient(s, x, g * 2, case.params)
+    once = gradient(s, x, g, case.params, layout=case.layout)
+    twice = gradient(s, x, g * 2, case.params, layout=case.layout)
     a, b = s.values(once), s.values(twice)
     if s.policy.correct_rounding:
         # Doubling is exact in binary arithmetic unless something under- or overflows.
@@ -150,17 +180,61 @@ def gradient_linearity(s: Subject, case: Case) -> None:
         with np.errstate(over="ignore"):
             slack = 4 * bound * ulp(ref, s.fmt)
         exact = np.isfinite(2 * a) & np.isfinite(b)
-    exact &= ~accepted_gradient(s, x, once, case.params)
+        # Where the true gradient is undefined, zeros (and NaN) are conventions, not errors.
+        exact &= ~both_conventional(s, x, once, twice, case.params, backward=True)
     s.fail_where(exact & ~(np.abs(b - 2 * a) <= slack), "doubling the upstream gradient did "
                  "not double the gradient (expected 2 * grad(g), actual grad(2g))", x=x,
-                 actual=twice, expected=2 * a, case=Case(x, case.params))
+                 actual=twice, expected=2 * a, case=Case(x, case.params, case.layout))
     if s.spec.elementwise:
         zero = (s.values(g) == 0) & np.isfinite(s.spec.derivative.vjp(s.values(x),
                                                                       np.ones_like(a), **case.params))
-        zero &= ~accepted_gradient(s, x, once, case.params)
+        zero &= ~conventional(s, x, once, case.params, backward=True)
         s.fail_where(zero & (a != 0), "a zero upstream gradient gave a non-zero gradient: the "
                      "backward does not scale g element by element", x=x, actual=once,
-                     expected=np.zeros(a.shape), case=Case(x, case.params))
+                     expected=np.zeros(a.shape), case=Case(x, case.params, case.layout))
+
+
+@law("gradient_layout_invariance", summary="transposed, strided, offset, expanded and "
+     "channels_last inputs give the gradient of the contiguous input (within two accuracy "
+     "bounds); every layout that applies, in every example", applies=differentiable,
+     inputs=lambda s: with_upstream(s, allow_empty=False, min_dims=2), kind="backward")
+def gradient_layout_invariance(s: Subject, case: Case) -> None:
+    x, g = case.x[0], case.x[1]
+    # The contiguous gradient and the tolerance once per distinct input: every layout but
+    # 'expanded' holds x's own values.
+    plain = {False: (x, gradient(s, x, g, case.params), tolerance(s, x, g, case.params))}
+    for layout in LAYOUTS[1:]:
+        if (layout == "expanded" and s.target.inplace) or apply_layout(x, layout) is x:
+            continue  # an in-place form cannot write into an expanded tensor; 4-d only, ...
+        repeated = layout == "expanded"
+        if repeated not in plain:
+            values = apply_layout(x, layout).contiguous()  # the first row repeated
+            plain[repeated] = (values, gradient(s, values, g, case.params),
+                               tolerance(s, values, g, case.params))
+        values, want, allowance = plain[repeated]
+        inconsistent(s, Case(values, case.params, layout),
+                     gradient(s, values, g, case.params, layout=layout), want,
+                     f"the {layout} layout changes the gradient (expected: the contiguous "
+                     "input's)", allowance=allowance, backward=True)
+
+
+@law("backward_leaves_inputs", summary="the backward leaves its saved input, the forward's "
+     "output and the upstream gradient untouched, bit for bit", applies=differentiable,
+     inputs=upstream_inputs, kind="backward")
+def backward_leaves_inputs(s: Subject, case: Case) -> None:
+    x, g = case.x[0], case.x[1]
+    leaf = apply_layout(x.detach().clone(), case.layout).requires_grad_(True)
+    y = s.call(leaf, case.params)
+    held = {"input": leaf.detach(), "output": y.detach(), "upstream gradient": g}
+    before = {name: t.clone() for name, t in held.items()}
+    try:
+        torch.autograd.grad(y, leaf, grad_outputs=g)
+    except Exception as exc:
+        raise TargetMisbehaved(f"the backward raised {type(exc).__name__}: {exc}") from exc
+    for name, t in held.items():
+        differ(s, Case(x, case.params, case.layout), t, before[name],
+               f"the backward modified the {name} (actual: after the backward, expected: "
+               "before)", x=x)
 
 
 def ones_like_cases(s: Subject) -> st.SearchStrategy[Case]:
@@ -193,7 +267,9 @@ def derivative_range(s: Subject, case: Case) -> None:
      "(within the accuracy bounds)", applies=lambda t: differentiable(t) and t.spec.derivative.even,
      inputs=ones_like_cases, kind="backward")
 def derivative_shape(s: Subject, case: Case) -> None:
-    x = case.x.flatten()
+    # As `monotonic`: the seams where kernels switch formulas are probed in every example.
+    seams = seam_values(s.fmt, s.spec.thresholds(s.fmt)).to(case.x.device)
+    x = torch.cat([case.x.flatten(), seams])
     ones = torch.ones_like(x)
     dx, dneg = derivative_of(s, x, case.params), derivative_of(s, -x, case.params)
     ref, bound = tolerance(s, x, ones, case.params)
@@ -311,13 +387,13 @@ def gradcheck(s: Subject, case: Case) -> None:
      differentiable(t) and not_canonical(t), inputs=upstream_inputs, kind="backward")
 def gradient_entry_points_agree(s: Subject, case: Case) -> None:
     x, g = case.x[0], case.x[1]
-    ours = gradient(s, x, g, case.params)
+    ours = gradient(s, x, g, case.params, layout=case.layout)
     theirs = gradient(s, x, g, case.params, fn=s.spec.canonical.fn, inplace=False)
     chosen = torch.from_numpy(at_kink_within_subdifferential(s, x, g, ours, case.params))
     theirs = torch.where(chosen.to(ours.device), ours, theirs)  # another valid subgradient
     inconsistent(s, Case(x, case.params), ours, theirs,
                  f"{s.target.name}'s gradient differs from {s.spec.canonical.name}'s",
-                 allowance=tolerance(s, x, g, case.params))
+                 allowance=tolerance(s, x, g, case.params), backward=True)
 
 
 @law("no_gradient", summary="an activation without a derivative (step) has a backward that "
@@ -355,7 +431,7 @@ def softmax_vjp_sums_to_zero(s: Subject, case: Case) -> None:
 
     x, g = case.x[0], case.x[1]
     dim = case.params["dim"]
-    gx = gradient(s, x, g, case.params)
+    gx = gradient(s, x, g, case.params, layout=case.layout)
     ref, bound = tolerance(s, x, g, case.params)
     tol = rows(bound * ulp(ref, s.fmt), dim).sum(axis=1)
     total = rows(s.values(gx).reshape(ref.shape), dim).sum(axis=1, dtype=ref.dtype)
@@ -364,8 +440,8 @@ def softmax_vjp_sums_to_zero(s: Subject, case: Case) -> None:
         r = int(np.argmax(bad))
         value = torch.tensor([float(total[r])], dtype=torch.float64)
         s.fail_where(np.array([True]), f"row {r} of the gradient sums to {float(total[r])!r}",
-                     x=value, actual=value, expected=np.array([0.0]), case=Case(x, case.params),
-                     tolerance=float(tol[r]))
+                     x=value, actual=value, expected=np.array([0.0]),
+                     case=Case(x, case.params, case.layout), tolerance=float(tol[r]))
 
 
 @st.composite

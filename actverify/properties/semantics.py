@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from actverify.accuracy import ulp
 from actverify.properties.base import (Subject, always, elementwise, law, out_of_place,
                                        same_bits)
+from actverify.properties.conventions import both_conventional, conventional
 from actverify.strategies import Case, cases, params_for, shapes, tensors
 
 
@@ -38,23 +39,27 @@ def differ(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, mess
 
 def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, message: str,
                  x: torch.Tensor | None = None, params: dict | None = None,
-                 allowance: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 allowance: tuple[np.ndarray, np.ndarray] | None = None,
+                 backward: bool = False) -> None:
     """Fail where two ways of computing the same values disagree beyond the policy.
 
     Strict: bit for bit.  Default: by at most two accuracy bounds, 2 B(x) ulps of the true
     value: each of the two results may be B off the truth, on either side (a kernel's vector
     body and scalar tail round differently in PyTorch's CPU sigmoid, docs/findings.md).
     Activations with a zero bound (ReLU, step) stay bit for bit under both.  `allowance`
-    gives (true values, allowed ulps) for other quantities, e.g. gradients.
+    gives (true values, allowed ulps) for other quantities, e.g. gradients (`backward`).
+    Where the true value is undefined, two results that each follow a convention the policy
+    accepts agree (actverify/properties/conventions.py), forward and backward.
     """
     x = case.x if x is None else x
+    params = case.params if params is None else params
     same = same_bits(y, expected).reshape(tuple(y.shape))
+    same |= both_conventional(s, x, y, expected, params, backward=backward)
     if s.policy.correct_rounding:
         s.fail_where(~same, message + " (strict: bit for bit)", x=x, actual=y,
                      expected=s.values(expected), case=case)
         return
     if allowance is None:
-        params = case.params if params is None else params
         own = {k: v for k, v in params.items() if not k.startswith("_")}
         allowance = (s.reference(x, own), s.bound(x, own))
     ref, bound = allowance
@@ -64,6 +69,14 @@ def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor
     if s.policy.allow_flush:  # one side flushed a subnormal true value to zero
         zero = (s.values(y) == 0) | (s.values(expected) == 0)
         bad &= ~(zero & (np.abs(ref) < s.fmt.tiny))
+    # One side follows a convention the policy accepts (silu(x) = 0 where a flushed
+    # sigmoid(x) zeroes it), the other is within its bound of the truth: both are accepted.
+    with np.errstate(invalid="ignore", over="ignore"):
+        def accurate(v: torch.Tensor) -> np.ndarray:
+            return np.abs(s.values(v) - ref) <= bound * ulp(ref, s.fmt)
+
+        bad &= ~((conventional(s, x, y, params, backward=backward) & accurate(expected))
+                 | (conventional(s, x, expected, params, backward=backward) & accurate(y)))
     s.fail_where(bad, message + " by more than the accuracy bound", x=x, actual=y,
                  expected=s.values(expected), error=gap, case=case)
 
