@@ -29,19 +29,9 @@ from actverify.profiles import chosen_profile, profile_settings
 from actverify.properties import Subject, all_properties
 from actverify.report import Report
 from actverify.runner import Outcome, run_property
-from actverify.targets import Target, check_reference, resolve_target, target_from_callable
+from actverify.targets import Target, as_target, check_reference
 
 DEFAULT_TIMEOUT = 60.0  # seconds per call of the kernel
-
-
-def as_target(kernel: Callable | str | Target, activation: str | None) -> Target:
-    if isinstance(kernel, Target):
-        return kernel
-    if isinstance(kernel, str):
-        return resolve_target(kernel, activation)
-    if activation is None:
-        raise UsageError("check() needs activation=NAME for a callable")
-    return target_from_callable(kernel, activation)
 
 
 def check_timeout(seconds: float) -> float:

@@ -189,6 +189,19 @@ def target_from_callable(fn: Callable, activation: str, *, name: str | None = No
     )
 
 
+def as_target(kernel: Callable | str | Target, activation: str | None, *, caller: str = "check",
+              source: str | None = None) -> Target:
+    """A target from what a Python caller passed: a Target, its text form, or a callable with
+    `activation` (and `source`, its import path for replays, when known)."""
+    if isinstance(kernel, Target):
+        return kernel
+    if isinstance(kernel, str):
+        return resolve_target(kernel, activation)
+    if activation is None:
+        raise UsageError(f"{caller}() needs activation=NAME for a callable")
+    return target_from_callable(kernel, activation, source=source)
+
+
 def registered_targets() -> dict[str, str]:
     """Targets that installed kernel packages register in the `actverify.targets` entry-point
     group: name -> 'module:attr'.  The object must carry `actverify = {"activation": ...}`

@@ -30,20 +30,15 @@ from actverify.accuracy import policy_named
 from actverify.devices import KNOWN_DEVICES, available_devices
 from actverify.dtypes import DTYPE_NAMES, float_format
 from actverify.errors import UsageError
-from actverify.targets import Target, resolve_target, target_from_callable
+from actverify.targets import Target, as_target
 
 
 def _kernel_target(kernel: Callable | str | Target, activation: str | None) -> Target:
     """A target that can be loaded again by a replay: callables get their import path."""
     from actverify.replays import reference_of
 
-    if isinstance(kernel, Target):
-        return kernel
-    if isinstance(kernel, str):
-        return resolve_target(kernel, activation)
-    if activation is None:
-        raise UsageError("property_tests() needs activation=NAME for a callable")
-    return target_from_callable(kernel, activation, source=reference_of(kernel, Path.cwd()))
+    source = None if isinstance(kernel, (str, Target)) else reference_of(kernel, Path.cwd())
+    return as_target(kernel, activation, caller="property_tests", source=source)
 
 
 def property_tests(kernel: Callable | str | Target, *, activation: str | None = None,

@@ -62,7 +62,7 @@ def check_only(fn, activation: str, dtype: str, names: list[str]) -> Report:
     Triton's interpreter a whole check of one dtype takes a minute on 2 cores, and a finding
     about one property needs only that property."""
     from actverify.accuracy import policy_named
-    from actverify.check import as_target
+    from actverify.targets import as_target
     from actverify.dtypes import float_format
     from actverify.profiles import profile_settings
     from actverify.properties import Subject, all_properties
