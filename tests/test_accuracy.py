@@ -456,10 +456,11 @@ def test_reference_uncertainty_is_tiny_next_to_half_an_ulp(fmt: FloatFormat) -> 
     if fmt.bits == 64 and np.finfo(np.longdouble).nmant < 63:
         pytest.skip("longdouble is plain double here: float64 references are only float64")
 
-    # At most 2^-9 ulp (float64 against x87 extended): a verdict at 0.5 ulp cannot flip
-    # because of the reference's last bits unless the true value is within 2^-9 ulp of a tie.
-    assert 0 < reference_uncertainty(fmt) <= 2.0**-9
-    assert reference_uncertainty(fmt) == 4.0 * 2.0 ** (
+    # At most 2^-8 ulp (float64 against x87 extended): a verdict at 0.5 ulp cannot flip
+    # because of the reference's last bits unless the true value is within 2^-8 ulp of a tie.
+    # 8 units of the reference type: GELU's tail reference measured 5 (test_references.py).
+    assert 0 < reference_uncertainty(fmt) <= 2.0**-8
+    assert reference_uncertainty(fmt) == 8.0 * 2.0 ** (
         fmt.precision - (np.finfo(reference_dtype(fmt)).nmant + 1))
 
 

@@ -136,14 +136,18 @@ _FORWARD = Bound(
 def _cancellation(x, g, y_true, forward_error, params, fmt):
     """The backward Phi(x) + x phi(x) (tanh form likewise) sums terms of opposite sign for
     x < 0 (they cancel at gelu's minimum): up to the rounding of the larger term in the
-    working precision, plus the gate's cancellation as for the forward."""
+    working precision, plus the gate's cancellation as for the forward.  The tanh form's
+    backward also takes 1 - tanh^2 u from the rounded tanh u: near tanh u = -1 its error is
+    the gate's (two units of the working precision) times 2, carried by x/2 du/dx."""
+    unit = 2.0 ** (1 - _working_precision(fmt))
     with np.errstate(invalid="ignore", over="ignore"):
         if params.get("approximate", "none") == "tanh":
-            scale = 1 + np.abs(x) * 2 * BETA * (1 + 3 * KAPPA * x * x) * sigmoid(
-                2 * _tanh_argument(x)) * sigmoid(-2 * _tanh_argument(x))
+            u, du = _tanh_argument(x), BETA * (1 + 3 * KAPPA * x * x)
+            scale = 1 + np.abs(x) * 2 * du * sigmoid(2 * u) * sigmoid(-2 * u)
+            carried = 2 * np.abs(x) * du
         else:
-            scale = 1 + np.abs(x) * _density(x)
-        return np.abs(g) * (3 * scale + np.abs(x)) * 2.0 ** (1 - _working_precision(fmt))
+            scale, carried = 1 + np.abs(x) * _density(x), 0.0
+        return np.abs(g) * (3 * scale + np.abs(x) + carried) * unit
 
 
 def _largest(fmt) -> float:

@@ -50,14 +50,16 @@ def _backward_error(x, g, y_true, forward_error, params, fmt):
     sigmoid's own error reaches the result through d/ds [s (1 + x (1 - s))] = 1 + x - 2xs, at
     most 1 + 2|x| (x = 37: 1 - s rounds to 0, the 1 + x (1 - s) it loses is 2e-15 relative).
     That error is 3 ulp (relative 3 2^(1-p), plus a subnormal quantum), or all of s where s
-    is subnormal and the default policy lets it flush (sigmoid's F1)."""
+    is subnormal and the default policy lets it flush (sigmoid's F1).  And where the product
+    g s is subnormal, its rounding (up to a quantum, whatever g) is multiplied by
+    1 + x (1 - s), at most 1 + |x|."""
     p, tiny, quantum = _working(fmt)
     with np.errstate(invalid="ignore", over="ignore"):
         s = sigmoid(x)
         larger = s * (1 + np.abs(x) * sigmoid(-x))
         own = np.where(s < tiny, s, 3 * (2.0 ** (1 - p) * s + quantum))
         carried = (1 + 2 * np.abs(x)) * own
-        return np.abs(g) * (3 * larger * 2.0**-p + carried)
+        return np.abs(g) * (3 * larger * 2.0**-p + carried) + (1 + np.abs(x)) * quantum
 
 
 def _sigmoid_underflows(x: np.ndarray) -> np.ndarray:
