@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "conformance table")
     report.add_argument("--activation", action="append", default=[], metavar="NAME",
                         help="activation to check, repeatable; default all")
+    report.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="worker processes, each checking properties with --threads "
+                             "threads (default 1)")
     _common(report)
     check = sub.add_parser("check", help="check a custom kernel against an activation's "
                            "properties and PyTorch's kernel")
@@ -117,7 +120,8 @@ def _run_report(args: argparse.Namespace) -> int:
     settings = profile_settings(args.profile)
     report = Report.run(all_builtin_targets(activations), dtypes=dtypes, devices=devices,
                         policy=policy_named(args.policy, kink=args.kink), settings=settings,
-                        json_path=Path(args.json) if args.json else None)
+                        json_path=Path(args.json) if args.json else None,
+                        workers=args.workers)
     report.print()
     return 0 if report.ok else 1
 
