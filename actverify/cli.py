@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "conformance table")
     report.add_argument("--activation", action="append", default=[], metavar="NAME",
                         help="activation to check, repeatable; default all")
+    report.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="worker processes, each checking properties with --threads "
+                             "threads (default 1)")
     _common(report)
     check = sub.add_parser("check", help="check a custom kernel against an activation's "
                            "properties and PyTorch's kernel")
@@ -147,7 +150,7 @@ def _run_report(args: argparse.Namespace) -> int:
     json_path = writable_file(args.json, option="--json") if args.json else None
     report = Report.run(all_builtin_targets(activations), dtypes=dtypes, devices=devices,
                         policy=policy_named(args.policy, kink=args.kink), settings=settings,
-                        json_path=json_path)
+                        json_path=json_path, workers=args.workers)
     report.print()
     return report.exit_status
 

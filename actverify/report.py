@@ -25,6 +25,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from actverify.errors import Interrupted
+from actverify.parallel import run_all
 from actverify.properties import properties_for
 from actverify.runner import Outcome, format_failure, run_property, subjects
 from actverify.targets import Target
@@ -111,19 +112,23 @@ class Report:
 
     @classmethod
     def run(cls, targets: Iterable[Target], *, dtypes=None, devices=None, policy="default",
-            settings=None, json_path: Path | None = None, console: Console | None = None
-            ) -> "Report":
+            settings=None, json_path: Path | None = None, console: Console | None = None,
+            workers: int | None = 1) -> "Report":
+        """Every applicable property on every (target, dtype, device), on `workers` processes
+        (None: one per available core; actverify.parallel)."""
         work = [(prop, s) for s in subjects(targets, dtypes=dtypes, devices=devices,
                                             policy=policy)
                 for prop in properties_for(s.target, s.fmt.name, s.device)]
         report = cls(json_path=json_path, planned=len(work))
         console = console or Console(stderr=True)
-        with report.running(), Progress(console=console, transient=True) as progress:
+        with report.running(), run_all(work, settings=settings, workers=workers,
+                                       run=run_property) as outcomes, \
+                Progress(console=console, transient=True) as progress:
             task = progress.add_task("checking", total=len(work))
-            for prop, subject in work:
-                progress.update(task, description=f"{prop.name} {subject.target.name} "
-                                                  f"{subject.fmt.name}")
-                report.add(run_property(prop, subject, settings=settings))
+            for outcome in outcomes:
+                progress.update(task, description=f"{outcome.property} {outcome.target} "
+                                                  f"{outcome.dtype}")
+                report.add(outcome)
                 progress.advance(task)
         return report
 

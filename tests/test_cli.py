@@ -129,7 +129,8 @@ def test_report_writes_the_json_report_after_every_outcome(
     monkeypatch.chdir(tmp_path)  # replay files (written on a failure) stay out of the repo
 
     run = run_main(["report", "--activation", "relu", "--dtype", "float32", "--device", "cpu",
-                    "--profile", "dev", "--json", str(path)])
+                    "--profile", "dev", "--json", str(path),
+                    "--workers", "1"])  # the spy must run in this process
 
     assert run.status == 0, run.stdout[-3000:]
     assert "all properties hold" in run.stdout

@@ -94,3 +94,26 @@ def test_fuzz_rejects_bad_threads_before_work():
 
     with pytest.raises(UsageError, match="--threads"):
         fuzz(minutes=1, workers=1, threads=0)
+
+
+def test_report_on_two_workers_gives_the_outcomes_of_one(tmp_path, monkeypatch):
+    """actverify.parallel: forked workers, outcomes in the serial order, the same verdicts."""
+    import json
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["report", "--activation", "step", "--dtype", "float16", "--profile", "dev"]
+    assert main([*argv, "--workers", "1", "--json", "w1.json"]) == 0
+    # Forking from a pytest-xdist worker would copy its I/O thread's locks: a fresh process.
+    done = subprocess.run([sys.executable, "-m", "actverify", *argv, "--workers", "2",
+                           "--json", "w2.json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    one, two = (json.loads((tmp_path / f"w{w}.json").read_text())["outcomes"] for w in (1, 2))
+    assert [(o["property"], o["target"], o["status"]) for o in one] == \
+        [(o["property"], o["target"], o["status"]) for o in two]
+
+
+def test_report_rejects_bad_workers(capsys):
+    assert main(["report", "--activation", "relu", "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err

@@ -1,0 +1,65 @@
+"""Property runs spread over worker processes, outcomes back in order.
+
+Property checking runs one intra-op thread per process (actverify/threads.py), so a run of many
+properties gets its parallelism from processes: `run_all` hands (property, subject) pairs to
+forked workers and gives back the outcomes in the order of the work list, so that a report
+prints and saves them as a serial run would.
+
+Workers are forked (the work list, targets and compiled state are inherited, nothing has to be
+pickled but the outcomes); where fork is unavailable, or with one worker, the runs happen here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+from collections.abc import Callable, Iterator, Sequence
+
+from hypothesis import settings as Settings
+
+from actverify.errors import UsageError
+from actverify.properties import Property, Subject
+from actverify.runner import Outcome, run_property
+from actverify.threads import available_cores
+
+# The work of the running `run_all`, inherited by its forked workers.
+_WORK: Sequence[tuple[Property, Subject]] = ()
+_SETTINGS: Settings | None = None
+_RUN: Callable[..., Outcome] = run_property
+
+
+def _run_one(index: int) -> Outcome:
+    prop, subject = _WORK[index]
+    return _RUN(prop, subject, settings=_SETTINGS)
+
+
+def default_workers(n_items: int) -> int:
+    return max(1, min(available_cores(), n_items))
+
+
+@contextlib.contextmanager
+def run_all(work: Sequence[tuple[Property, Subject]], *, settings: Settings | None = None,
+            workers: int | None = 1, run: Callable[..., Outcome] = run_property
+            ) -> Iterator[Iterator[Outcome]]:
+    """A context whose value iterates over `run_property` of every (property, subject) in
+    `work`, in its order, run on `workers` processes (None: one per available core).  `run`
+    stands for `run_property` (the same signature).
+
+    The workers are forked on entry: enter this before starting threads (a progress bar's
+    refresh thread), so that no lock a thread holds is copied into a worker."""
+    global _WORK, _SETTINGS, _RUN
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise UsageError(f"--workers must be a positive integer, got {workers!r}")
+    n = default_workers(len(work)) if workers is None else min(workers, max(1, len(work)))
+    if n == 1 or "fork" not in mp.get_all_start_methods():
+        yield (run(prop, subject, settings=settings) for prop, subject in work)
+        return
+    _WORK, _SETTINGS, _RUN = work, settings, run
+    try:
+        with mp.get_context("fork").Pool(n) as pool:
+            # chunksize 1: runs differ in length by 100x; the order they complete in decides
+            # only when an outcome can be shown
+            yield pool.imap(_run_one, range(len(work)), chunksize=1)
+    finally:
+        _WORK, _SETTINGS, _RUN = (), None, run_property
