@@ -207,6 +207,7 @@ def test_triton_softmax_forward_conforms_in_float32(triton_kernels):
             "not require grad')")
 
 
+@pytest.mark.slow  # an interpreter defect on record (examples/README.md), not a check
 def test_triton_relu_bfloat16_compares_bit_patterns_under_the_interpreter(interpreter_3_9):
     """Triton 3.9.0's interpreter keeps bfloat16 as uint16 and tl.maximum compares the raw
     bits: every negative input is 'above 0' and comes back unchanged."""
@@ -221,6 +222,7 @@ def test_triton_relu_bfloat16_compares_bit_patterns_under_the_interpreter(interp
     assert limits.expected == 0.0
 
 
+@pytest.mark.slow  # an interpreter defect on record (examples/README.md), not a check
 def test_triton_step_bfloat16_loses_subnormals_under_the_interpreter(interpreter_3_9):
     """bfloat16 -> float32 in the interpreter turns small subnormals into 0: step(x) = 0 for
     some x > 0."""
