@@ -1,5 +1,7 @@
 """GELU: x * Phi(x) (the exact erf form) and its tanh approximation, the gate of GeGLU."""
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,12 +28,12 @@ BETA = float(np.sqrt(2 / np.pi))
 
 
 def _continued_fraction(v: np.ndarray) -> np.ndarray:
-    """f(v) with erfc(v) = e^(-v^2) / (sqrt(pi) f(v)), v >= 1/2, to the array's precision:
+    """f(v) with erfc(v) = e^(-v^2) / (sqrt(pi) f(v)), v >= 1, to the array's precision:
     v + (1/2) / (v + 1 / (v + (3/2) / (v + ...))).  It converges slower near v = 1, so each
     band gets the depth that reaches below an ulp of x87 extended precision there (checked
     against mpmath in tests/test_references.py)."""
     out = np.empty_like(v)
-    for lo, hi, depth in ((0.5, 1.0, 2000), (1.0, 2.0, 500), (2.0, 4.0, 150), (4.0, np.inf, 50)):
+    for lo, hi, depth in ((0.5, 1.0, 4000), (1.0, 2.0, 500), (2.0, 4.0, 150), (4.0, np.inf, 50)):
         band = (v >= lo) & ((v < hi) | (hi == np.inf))  # the last band takes +inf too
         if band.any():
             w = v[band]
@@ -42,31 +44,69 @@ def _continued_fraction(v: np.ndarray) -> np.ndarray:
     return out
 
 
+MID = 0.75  # erfc's Taylor expansion point for 1/2 <= v < 1
+
+
+@functools.lru_cache(maxsize=4)
+def _erfc_taylor(dtype: type) -> tuple:
+    """Coefficients of erfc(MID + h) = sum a_n h^n in `dtype`: a_0 from the continued
+    fraction (once, at its full depth), a_n = (-1)^n 2/sqrt(pi) e^(-c^2) H_(n-1)(c) / n!
+    with the Hermite recurrence H_(k+1) = 2c H_k - 2k H_(k-1)."""
+    t = dtype
+    c, pi = t(MID), np.arccos(t(-1))
+    f = _continued_fraction(np.array([c], dtype=t))[0]
+    coefficients = [np.exp(-c * c) / np.sqrt(pi) / f]
+    scale = 2 / np.sqrt(pi) * np.exp(-c * c)
+    h_prev, h = t(0), t(1)  # H_(-1) (unused), H_0
+    factorial = t(1)
+    for n in range(1, 32):
+        factorial *= n
+        coefficients.append((-1) ** n * scale * h / factorial)
+        h_prev, h = h, 2 * c * h - 2 * (n - 1) * h_prev
+    return tuple(coefficients)
+
+
+def _erfc_mid(v: np.ndarray) -> np.ndarray:
+    """erfc(v) for 1/2 <= v < 1 by its Taylor series about MID (|h| <= 1/4: 32 terms reach
+    below an ulp of extended precision), instead of the continued fraction's 2000 steps."""
+    h = v - v.dtype.type(MID)
+    total = np.zeros_like(v)
+    for a in reversed(_erfc_taylor(v.dtype.type)):
+        total = total * h + a
+    return total
+
+
 def normal_cdf(x: np.ndarray) -> np.ndarray:
     """Phi(x) in x's precision (float64, or x87 extended for float64 outputs): numpy has no
     erf.  -1/2 < w = x / sqrt 2 < 1: the series erf(w) = 2/sqrt(pi) e^(-w^2) sum 2^n w^(2n+1) /
-    (2n+1)!! (positive terms; 1 + erf(w) loses one bit at w = -1/2).  Beyond: erfc by its continued
-    fraction, with e^(-x^2/2) from an exact split of x, so the tail keeps its relative
-    accuracy down to the underflow of the format."""
+    (2n+1)!! (positive terms; 1 + erf(w) loses one bit at w = -1/2).  -1 < w <= -1/2: erfc's
+    Taylor series about 3/4.  Beyond: erfc by its continued fraction, with e^(-x^2/2) from an
+    exact split of x, so the tail keeps its relative accuracy down to the underflow of the
+    format."""
     t = x.dtype.type
     pi, rt2 = np.arccos(t(-1)), np.sqrt(t(2))
+    out = np.empty_like(x)
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         w = x / rt2
         near = ~((w <= -0.5) | (w >= 1))  # NaN goes here and propagates
-        wn = np.where(near, w, t(0))
+        mid = (w > -1) & (w <= -0.5)
+        tails = ~near & ~mid
+        wn = w[near]
         w2, term = wn * wn, wn.copy()
         total = wn.copy()
         for n in range(1, 60):
             term = term * (2 * w2) / t(2 * n + 1)
             total = total + term
-        phi_near = (1 + 2 / np.sqrt(pi) * np.exp(-w2) * total) / 2
-        a = np.where(near, rt2, np.abs(x))
+        out[near] = (1 + 2 / np.sqrt(pi) * np.exp(-w2) * total) / 2
+        out[mid] = _erfc_mid(-w[mid]) / 2
+        a = np.abs(x[tails])
         exponent = np.frexp(a)[1]
         hi = np.ldexp(np.round(np.ldexp(a, 26 - exponent)), exponent - 26)  # 26 bits: hi^2 exact
         gauss = np.where(a < 160, np.exp(-(hi * hi) / 2) * np.exp(-((a - hi) * (a + hi)) / 2),
                          t(0))  # e^(-160^2/2) underflows every reference type
         tail = gauss / np.sqrt(pi) / _continued_fraction(a / rt2) / 2
-        return np.where(near, phi_near, np.where(x < 0, tail, 1 - tail))
+        out[tails] = np.where(x[tails] < 0, tail, 1 - tail)
+    return out
 
 
 def _tanh_argument(x):
