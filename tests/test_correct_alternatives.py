@@ -30,7 +30,7 @@ from tests.alternatives import ALTERNATIVES, Alternative
 
 # No shrink phase: a passing alternative never shrinks, and the known false alarms below
 # would spend most of the file's time shrinking.
-SWEEP = settings(max_examples=3, derandomize=True, database=None, deadline=None,
+SWEEP = settings(max_examples=2, derandomize=True, database=None, deadline=None,
                  suppress_health_check=list(HealthCheck),
                  phases=[Phase.explicit, Phase.generate])
 
