@@ -821,3 +821,13 @@ planted("sigmoid", "gradient_layout_invariance",
 planted("tanh", "backward_leaves_inputs", evidence="modified the input")(
     tanh_backward_writes_input)
 planted("sigmoid", "monotonic", evidence="output decreases")(sigmoid_seam_at_4)
+
+
+@planted("silu", "gradient_accuracy", dtype="float64",
+         evidence="gradient differs from the analytic derivative")
+def silu_autograd_product_overflow(x: torch.Tensor) -> torch.Tensor:
+    """SiLU written as x * sigmoid(x) and left to autograd: the product rule forms g * x,
+    which overflows to inf for x near the largest float64, and inf * sigmoid'(x) = inf * 0 is
+    a NaN gradient where the true one is 0 (F.silu's backward, g s (1 + x (1 - s)), does not
+    form it).  Caught by `gradient_accuracy`."""
+    return x * torch.sigmoid(x)

@@ -73,7 +73,8 @@ def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor
     # sigmoid(x) zeroes it), the other is within its bound of the truth: both are accepted.
     with np.errstate(invalid="ignore", over="ignore"):
         def accurate(v: torch.Tensor) -> np.ndarray:
-            return np.abs(s.values(v) - ref) <= bound * ulp(ref, s.fmt)
+            values = s.values(v)
+            return (values == ref) | (np.abs(values - ref) <= bound * ulp(ref, s.fmt))
 
         bad &= ~((conventional(s, x, y, params, backward=backward) & accurate(expected))
                  | (conventional(s, x, expected, params, backward=backward) & accurate(y)))
