@@ -23,7 +23,6 @@ budget spent before every planned check ran, or nothing checked).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path

@@ -9,8 +9,6 @@ calls it.
 from __future__ import annotations
 
 import hashlib
-import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -25,7 +23,7 @@ from actverify.accuracy import Policy, policy_named
 from actverify.devices import available_devices
 from actverify.dtypes import DTYPE_NAMES, FloatFormat, float_format
 from actverify.profiles import profile_settings
-from actverify.properties import Property, Subject, Violation, properties_for
+from actverify.properties import Property, Subject, Violation
 from actverify.properties.base import _HUNG, CALL_TIMEOUT, TargetMisbehaved, observing
 from actverify.strategies import Case
 from actverify.targets import Target
@@ -248,24 +246,6 @@ def subjects(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
                 yield Subject(target, float_format(dtype), device, pol)
 
 
-def verify(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
-           devices: Iterable[str] | None = None, policy: str | Policy = "default",
-           properties: Iterable[str] | None = None, settings: Settings | None = None,
-           on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Every applicable property on every (target, dtype, device); outcomes in order."""
-    wanted = set(properties) if properties else None
-    results = []
-    for subject in subjects(targets, dtypes=dtypes, devices=devices, policy=policy):
-        for prop in properties_for(subject.target, subject.fmt.name, subject.device):
-            if wanted is not None and prop.name not in wanted:
-                continue
-            outcome = run_property(prop, subject, settings=settings)
-            results.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
-    return results
-
-
 def format_failure(outcome: Outcome) -> str:
     """A failure as a person reads it: what broke, on which input, and how to replay it."""
     f = outcome.failure
@@ -374,4 +354,4 @@ def main_replay(path: str, *, kernel: Callable | None = None, root: str | None =
     return 0
 
 
-__all__ = ["run_property", "verify", "format_failure", "Outcome", "Failure", "sys"]
+__all__ = ["run_property", "format_failure", "Outcome", "Failure"]

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -356,16 +355,6 @@ def _cases(draw, *, spec, fmt: FloatFormat, device: str,
     return Case(laid, params, name)
 
 
-def as_numpy_bits(x: torch.Tensor) -> np.ndarray:
-    """Bit patterns of a tensor of any float format, for exact comparisons."""
-    return float_format(x.dtype).bits_of(x.cpu()).numpy()
-
-
-# ----------------------------------------------------------------------------------- seams
-
-# Where kernels switch formulas: the spec's thresholds, every power of two (binade boundaries,
-# where saturation sets in binade by binade, and the cut-offs fast approximations pick), and
-# the round numbers between them that hand-written range splits use.
 SEAM_EXPONENTS = range(-8, 11)  # |x| from 2^-8 to 2^10
 SEAM_GRID = 1 / 8  # round numbers up to 32, every eighth
 SEAM_ULPS = 24  # each side of a power of two or threshold, in ulps of the format

@@ -3,7 +3,6 @@
 import functools
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 from torch import nn

@@ -17,7 +17,7 @@ from actverify.properties.base import (Subject, TargetMisbehaved, Violation, law
                                        same_bits)
 from actverify.properties.conventions import both_conventional, conventional
 from actverify.properties.semantics import differ, inconsistent, not_canonical
-from actverify.strategies import LAYOUTS, Case, apply_layout, cases, seam_values, shapes
+from actverify.strategies import LAYOUTS, Case, apply_layout, seam_values, shapes
 
 
 def differentiable(target) -> bool:

@@ -9,13 +9,12 @@ reference precision), and identities that are exact in floating point are checke
 from __future__ import annotations
 
 import numpy as np
-import torch
 from hypothesis import strategies as st
 
 from actverify.accuracy import compare, ulp
 from actverify.properties.base import Subject, activation, allowance, law
 from actverify.spec import get_spec
-from actverify.strategies import Case, cases
+from actverify.strategies import Case
 
 
 def finite_cases(s: Subject) -> st.SearchStrategy[Case]:
@@ -118,4 +117,3 @@ def negative_slope(s: Subject, case: Case) -> None:
                  expected=expected, error=cmp.error, case=case)
 
 
-__all__ = ["point_symmetry", "identity", "positive_identity", "negative_slope", "torch"]

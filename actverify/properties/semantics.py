@@ -19,7 +19,7 @@ from actverify.accuracy import ulp
 from actverify.properties.base import (Subject, always, elementwise, law, out_of_place,
                                        same_bits)
 from actverify.properties.conventions import both_conventional, conventional
-from actverify.strategies import Case, cases, params_for, shapes, tensors
+from actverify.strategies import Case, shapes, tensors
 
 
 def everything(s: Subject) -> st.SearchStrategy[Case]:
@@ -249,4 +249,3 @@ def entry_points_agree(s: Subject, case: Case) -> None:
            f"{s.target.name} differs from {s.spec.canonical.name}")
 
 
-__all__ = ["np"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from actverify.accuracy import reference_dtype, ulp
 from actverify.properties.base import Subject, activation, law
-from actverify.strategies import Case, cases, params_for, shapes
+from actverify.strategies import Case, shapes
 
 softmax_only = activation("softmax")
 

@@ -9,9 +9,9 @@ import torch
 from hypothesis import strategies as st
 
 from actverify.accuracy import compare
-from actverify.properties.base import (Subject, activation, always, elementwise, law,
+from actverify.properties.base import (Subject, always, elementwise, law,
                                        observe)
-from actverify.strategies import Case, cases, params_for, seam_values, shapes, tensors
+from actverify.strategies import Case, seam_values, shapes
 
 
 def everything(s: Subject) -> st.SearchStrategy[Case]:
@@ -131,5 +131,3 @@ def nan_propagation(s: Subject, case: Case) -> None:
     s.fail_where(wrong, "NaN did not propagate", x=case.x, actual=y, expected=ref, case=case)
 
 
-__all__ = ["accuracy", "value_range", "limits", "monotonic", "nan_propagation", "activation",
-           "tensors"]
