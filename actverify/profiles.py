@@ -66,10 +66,14 @@ def registered_name(name: str) -> str:
     return PREFIX + short
 
 
+# Every profile starts from Hypothesis's own `default`, not from whatever is loaded when this
+# module is imported: in a CI environment Hypothesis loads its `ci` profile, which has no
+# example database, and fuzzing there would keep nothing to replay.
 for _name, _kwargs in PROFILES.items():
     if DATABASE is not None and not _kwargs.get("derandomize"):  # derandomized: no database
         _kwargs = {**_kwargs, "database": DATABASE}
-    settings.register_profile(registered_name(_name), **_kwargs)
+    settings.register_profile(registered_name(_name), parent=settings.get_profile("default"),
+                              **_kwargs)
 
 
 def chosen_profile(default: str) -> str:

@@ -89,10 +89,7 @@ def load_callable(reference: str) -> Callable:
             sys.modules[mod_name] = module
             spec.loader.exec_module(module)
         else:
-            # As under `python -m`: a module of the current directory (the project root) is
-            # importable from the `actverify` command too.
-            if "" not in sys.path and str(Path.cwd()) not in sys.path:
-                sys.path.insert(0, str(Path.cwd()))
+            _importable_from_cwd()
             module = importlib.import_module(where)
     except UsageError:
         raise
@@ -241,7 +238,15 @@ def check_reference(reference: str) -> None:
         raise UsageError(f"cannot import {where!r}: no module named {where.split('.')[0]!r}")
 
 
+def _importable_from_cwd() -> None:
+    """As under `python -m`: a module of the current directory (the project root) is
+    importable from the `actverify` command too."""
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+
+
 def _top_level_exists(module: str) -> bool:
+    _importable_from_cwd()  # found where load_callable will look for it
     try:  # the top-level name only: finding it imports nothing
         return importlib.util.find_spec(module.split(".", 1)[0]) is not None
     except (ImportError, ValueError):

@@ -70,7 +70,9 @@ from hypothesis import given, settings, strategies as st
 
 @given(st.integers())
 def test_untouched(n):
-    assert settings.get_current_profile_name() == "default"
+    # Hypothesis's own choice: "default", or "ci" where it detects a CI environment
+    assert settings.get_current_profile_name() in ("default", "ci")
+    assert not settings.get_current_profile_name().startswith("actverify")
     assert "torch" not in sys.modules
 '''
 
