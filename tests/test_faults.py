@@ -186,6 +186,13 @@ def test_a_target_that_declares_limits_is_not_checked(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------- pytest suite and fuzz
 
+
+def _fuzz_command(kernel: str, *, minutes: str, out: Path, junit: Path) -> list[str]:
+    """`actverify fuzz` on one fault kernel's `signature` property, float32, no workers."""
+    return ["actverify", "fuzz", "--minutes", minutes, "--workers", "0",
+            "--target", f"{FAULTS}:{kernel}=sigmoid", "--json", str(out),
+            "--junitxml", str(junit), "--", "-k", "signature", "--actverify-dtype", "float32"]
+
 @pytest.mark.parametrize("cases", [
     pytest.param(["suite-cuda_only", "fuzz-hangs_in_c"], id="default"),
     pytest.param(["suite-os_exit", "suite-hangs_in_c", "fuzz-cuda_only"], id="more",
@@ -205,11 +212,8 @@ def test_faults_through_the_pytest_suite_and_fuzz(cases: list[str], tmp_path: Pa
     def fuzz(kernel: str):
         def go() -> tuple[Done, dict, ET.Element]:
             out, junit = tmp_path / f"fuzz-{kernel}.json", tmp_path / f"fuzz-{kernel}.xml"
-            done = run(["actverify", "fuzz", "--minutes", "0.5", "--workers", "0",
-                        "--target", f"{FAULTS}:{kernel}=sigmoid", "--json", str(out),
-                        "--junitxml", str(junit), "--", "-k", "signature",
-                        "--actverify-dtype", "float32"], tmp_path, ACTVERIFY_TIMEOUT="0.5",
-                       TMPDIR=str(tmp_path))
+            done = run(_fuzz_command(kernel, minutes="0.5", out=out, junit=junit), tmp_path,
+                       ACTVERIFY_TIMEOUT="0.5", TMPDIR=str(tmp_path))
             return done, json.loads(out.read_text()), ET.parse(junit).getroot()
         return go
 
@@ -287,11 +291,8 @@ def test_sigint_and_sigterm_stop_check_and_fuzz_with_their_reports(cases: list[s
     def fuzz(sig: int):
         def go() -> tuple[Done, dict, ET.Element]:
             out, junit = tmp_path / f"fuzz-{sig}.json", tmp_path / f"fuzz-{sig}.xml"
-            done = _interrupt(["actverify", "fuzz", "--minutes", "2", "--workers", "0",
-                               "--target", f"{FAULTS}:hangs_in_c=sigmoid", "--json", str(out),
-                               "--junitxml", str(junit), "--", "-k", "signature",
-                               "--actverify-dtype", "float32"], tmp_path, sig,
-                              after="fuzz: 0 workers", ACTVERIFY_TIMEOUT="60",
+            done = _interrupt(_fuzz_command("hangs_in_c", minutes="2", out=out, junit=junit),
+                              tmp_path, sig, after="fuzz: 0 workers", ACTVERIFY_TIMEOUT="60",
                               TMPDIR=str(tmp_path))
             return done, json.loads(out.read_text()), ET.parse(junit).getroot()
         return go
