@@ -100,13 +100,20 @@ def sweep_cases() -> list:
     return cases
 
 
+@pytest.fixture(scope="module")
+def replays(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the replay files of this module's failures (a folder per test would
+    cost more than most of these tests)."""
+    return tmp_path_factory.mktemp("replays")
+
+
 @pytest.mark.parametrize(("alt", "dtype", "prop"), sweep_cases())
 def test_correct_alternative_passes(alt: Alternative, dtype: str, prop: str,
-                                    tmp_path: Path) -> None:
+                                    replays: Path) -> None:
     """A correct kernel passes: any failure here is a false alarm of the verifier (or a bug
     in the alternative; the failure report says which input to look at)."""
     subject = Subject(target_of(alt), float_format(dtype), "cpu", policy_of(alt))
-    outcome = run_property(all_properties()[prop], subject, settings=SWEEP, replay_dir=tmp_path)
+    outcome = run_property(all_properties()[prop], subject, settings=SWEEP, replay_dir=replays)
     assert outcome.status != "error", outcome.reason
     assert outcome.status == "passed", format_failure(outcome)
 

@@ -5,7 +5,7 @@ property (a custom Function is checked exactly like a built-in)."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from actverify.accuracy import DEFAULT
 from actverify.dtypes import DTYPE_NAMES, float_format
@@ -14,8 +14,11 @@ from actverify.runner import format_failure, run_property
 from actverify.targets import target_from_callable
 from tests import gradient_kernels
 
+# No shrink phase: these tests ask whether the property catches the bug; the shrunk evidence
+# is tests/test_planted_bugs.py's subject.
 SEARCH = settings(max_examples=60, derandomize=True, database=None, deadline=None,
-                  suppress_health_check=list(HealthCheck))
+                  suppress_health_check=list(HealthCheck),
+                  phases=[Phase.explicit, Phase.generate])
 QUICK = settings(SEARCH, max_examples=8)
 
 
