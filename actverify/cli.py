@@ -5,7 +5,7 @@
     actverify check TARGET --activation NAME [--dtype D]... [--device DEV]... [--profile P]
                     [--json PATH] [--no-isolate] [--timeout S] [--property NAME]...
     actverify sweep [TARGET --activation NAME | --builtin] [--dtype D]... [--device DEV]
-                    [--range LO:HI] [--all-float32] [--out DIR]
+                    [--range LO:HI] [--all-float32] [--kink K] [--out DIR]
     actverify targets
     actverify gpu-check OUT [--device DEV]
     actverify isa [--activation NAME]... [--dtype D]... [--capability C]... [--json PATH]
@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bit-pattern range for float32, e.g. 0x3f800000:0x40000000")
     sweep.add_argument("--all-float32", action="store_true", help="all 2^32 float32 inputs")
     sweep.add_argument("--policy", default="default", choices=sorted(POLICIES))
+    sweep.add_argument("--kink", default="pytorch", choices=["pytorch", "math"],
+                       help="derivative at a kink: PyTorch's value, or any subgradient (math)")
     sweep.add_argument("--out", metavar="DIR", help="write the report, plots and JSON here")
     sweep.add_argument("--format", default="html", choices=["html", "md"],
                        help="report format: self-contained HTML, or Markdown with PNG files")
@@ -185,6 +187,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from actverify.devices import resolve_device
     from actverify.dtypes import float_format
     from actverify.spec import registry
+    from actverify.accuracy import policy_named
     from actverify.sweep import parse_bit_range, run_sweep
     from actverify.targets import builtin_targets, resolve_target
 
@@ -205,7 +208,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
         results = run_sweep(targets=targets, dtypes=dtypes, device=resolve_device(args.device),
                             bit_range=parse_bit_range(args.bit_range) if args.bit_range
                             else None, out_dir=args.out, all_float32=args.all_float32,
-                            policy=args.policy, report_format=args.format)
+                            policy=policy_named(args.policy, kink=args.kink),
+                            report_format=args.format)
     for r in results:
         print(r.summary())
     if args.out:

@@ -51,7 +51,8 @@ from actverify.devices import resolve_device
 from actverify.dtypes import FloatFormat, float_format
 from actverify.errors import UsageError
 from actverify.properties.base import Subject, TargetMisbehaved, same_bits
-from actverify.properties.derivatives import gradient, own_output_error, tolerance
+from actverify.properties.derivatives import (at_kink_within_subdifferential, gradient,
+                                              own_output_error, tolerance)
 from actverify.properties.values import judge
 from actverify.spec import ActivationSpec, get_spec, registry
 from actverify.strategies import Case
@@ -663,19 +664,6 @@ def _upstream(n: int, fmt: FloatFormat, device: str, seed: int) -> torch.Tensor:
     return g.to(fmt.dtype).to(device)
 
 
-def _kink_ok(s: Subject, xv: np.ndarray, gv: np.ndarray, gxv: np.ndarray,
-             params: dict) -> np.ndarray:
-    """Under kink='math', any subgradient times g is right at a kink."""
-    ok = np.zeros(xv.shape, dtype=bool)
-    if s.policy.kink != "math" or s.spec.derivative is None:
-        return ok
-    for kink in s.spec.derivative.kinks(params):
-        lo, hi = kink.subdifferential
-        a, b = np.minimum(lo * gv, hi * gv), np.maximum(lo * gv, hi * gv)
-        ok |= (xv == kink.at) & (gxv >= a) & (gxv <= b)
-    return ok
-
-
 def _backward_applies(target: Target, params: dict) -> str | None:
     """None when the backward is checked, else why not."""
     if target.spec.derivative is None:
@@ -772,7 +760,7 @@ def _exact_backward(st: _State, x: torch.Tensor) -> None:
             cmp = compare(gx.detach(), ref, fmt=fmt, bound=bound, policy=s.policy,
                           zero_sign_specified=False)
         _own_figure(acc.stats, s, x, g, y, gx.detach(), params, judged)
-        kink = _kink_ok(s, xv, s.values(g), s.values(gx), params)
+        kink = at_kink_within_subdifferential(s, x, g, gx.detach(), params)
         err = acc.add_exact(x=x, y=gx, ref=ref, cmp=cmp, bad=cmp.bad & ~kink, accepted=kink,
                             g=s.values(g), judged=judged)
         st.keep_array(name, np.where(judged, err, np.nan))
@@ -1278,7 +1266,7 @@ def _specials(s: Subject, params: dict, *, backward: bool) -> list[dict]:
                 gref, gbound = tolerance(s, x, g, params)
                 gcmp = compare(gx.detach(), gref, fmt=fmt, bound=gbound, policy=s.policy,
                                zero_sign_specified=False)
-            kink = _kink_ok(s, s.values(x), s.values(g), s.values(gx), params)
+            kink = at_kink_within_subdifferential(s, x, g, gx.detach(), params)
             grad = (s.values(gx), gref, gcmp.bad & ~kink, gcmp.error)
         except TargetMisbehaved as exc:
             grad = exc

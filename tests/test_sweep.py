@@ -330,3 +330,56 @@ def test_run_sweep_writes_html_and_markdown_reports(tmp_path):
     md = write_report(results[:1], tmp_path / "md", fmt="md")
     assert "![" in md.read_text() and list((tmp_path / "md" / "plots").glob("*.png"))
     json.loads(results[0].to_json())  # strict JSON: no NaN / inf literals
+
+
+# ------------------------------------------------------------- one verdict, property or sweep
+
+
+class _LeakyAveragedKink(torch.autograd.Function):
+    """leaky_relu whose gradient at 0 is (1 + slope) / 2: a subgradient, not PyTorch's slope."""
+
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return F.leaky_relu(x, slope)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        at_kink = torch.full_like(g, (1 + ctx.slope) / 2)
+        d = torch.where(x > 0, torch.ones_like(g),
+                        torch.where(x < 0, torch.full_like(g, ctx.slope), at_kink))
+        return g * d, None
+
+
+def leaky_averaged_kink(x: torch.Tensor, negative_slope: float = 0.01) -> torch.Tensor:
+    return _LeakyAveragedKink.apply(x, negative_slope)
+
+
+@pytest.mark.parametrize("kink", ["pytorch", "math"])
+def test_a_property_and_a_sweep_give_one_verdict_at_a_kink(kink: str) -> None:
+    """Both judge gradients at a kink with the same function (derivatives.
+    at_kink_within_subdifferential): a subgradient at 0 is a violation under PyTorch's
+    convention and accepted under kink='math', by the property and by the sweep alike."""
+    from hypothesis import HealthCheck, Phase, settings
+
+    from actverify.accuracy import policy_named
+    from actverify.properties import Subject, all_properties
+    from actverify.runner import run_property
+
+    policy = policy_named("default", kink=kink)
+    target = target_from_callable(leaky_averaged_kink, "leaky_relu", name="averaged_kink")
+    search = settings(max_examples=30, derandomize=True, database=None, deadline=None,
+                      suppress_health_check=list(HealthCheck),
+                      phases=[Phase.explicit, Phase.generate])
+
+    outcome = run_property(all_properties()["gradient_accuracy"],
+                           Subject(target, float_format("float16"), "cpu", policy),
+                           settings=search)
+    swept = sweep_elementwise(target, fmt="float16", policy=policy,
+                              params={"negative_slope": 0.25})
+
+    holds = kink == "math"
+    assert (outcome.status == "passed") == holds, outcome.failure
+    assert (swept.passes["backward g=1"].policy_violations == 0) == holds
