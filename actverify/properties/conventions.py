@@ -22,6 +22,14 @@ def _own(params: dict) -> dict:
     return {k: v for k, v in params.items() if not k.startswith("_")}
 
 
+def stated(spec, policy, x_ref: np.ndarray, y: np.ndarray, params: dict) -> np.ndarray:
+    """Outputs of `spec` (a partner activation's too) that its documented conventions accept
+    under `policy` (its `accepted`: step(NaN) = 0, PyTorch's gelu(+inf) = NaN, ...)."""
+    if spec.accepted is None or policy.nan != "spec":
+        return np.zeros(np.shape(x_ref), dtype=bool)
+    return np.asarray(spec.accepted(x_ref, y, _own(params)), dtype=bool)
+
+
 def conventional(s: Subject, x: torch.Tensor, values: torch.Tensor, params: dict, *,
                  backward: bool = False) -> np.ndarray:
     """Bool mask: elements of `values` (the activation's results at x, or with `backward` a
@@ -43,7 +51,7 @@ def conventional(s: Subject, x: torch.Tensor, values: torch.Tensor, params: dict
         # A NaN input has no derivative under any convention: only undefined values of
         # non-NaN inputs (a softmax row of -inf, a row holding +inf).
         return found | (undefined & ~np.isnan(xv) & (np.isnan(v) | (v == 0)))
-    return found | (undefined & np.isnan(v)) | s.spec.accepted(xv, v, own)
+    return found | (undefined & np.isnan(v)) | stated(s.spec, s.policy, xv, v, own)
 
 
 def both_conventional(s: Subject, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,

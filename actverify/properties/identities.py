@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from actverify.accuracy import compare, ulp
 from actverify.properties.base import Subject, activation, allowance, law
+from actverify.properties.conventions import stated
 from actverify.spec import get_spec
 from actverify.strategies import Case
 
@@ -39,20 +40,6 @@ def point_symmetry(s: Subject, case: Case) -> None:
                  case=case, tolerance=float(np.max(tol)) if tol.size else 0.0)
 
 
-def _allowed(spec, s: Subject, x_ref: np.ndarray, y_ref: np.ndarray, params: dict
-             ) -> np.ndarray:
-    """Absolute error `spec`'s result at x_ref may have under the subject's policy and format."""
-    return allowance(spec, s.fmt, s.policy, x_ref, y_ref, params)
-
-
-def conventional(spec, s: Subject, x_ref: np.ndarray, y: np.ndarray, params: dict
-                 ) -> np.ndarray:
-    """Outputs that `spec`'s documented conventions accept under the subject's policy."""
-    if spec.accepted is None or s.policy.nan == "ieee":
-        return np.zeros(x_ref.shape, dtype=bool)
-    return np.asarray(spec.accepted(x_ref, y, params), dtype=bool)
-
-
 @law("identity", summary="the identities each spec states with related activations "
      "(tanh(x) = 2 sigmoid(2x) - 1, silu(x) = x sigmoid(x), f(x) - f(-x) = x, ...), against "
      "PyTorch's own partner, within both sides' accuracy bounds",
@@ -61,7 +48,7 @@ def identity(s: Subject, case: Case) -> None:
     x, xr = case.x, s.values(case.x)
     y = s.call(x, case.params)
     y_ref = s.reference(x, case.params)
-    own = _allowed(s.spec, s, xr, y_ref, case.params)
+    own = s.allowance(x, y_ref, case.params)
     for rel in s.spec.relations:
         if not rel.applies(case.params):
             continue
@@ -74,7 +61,8 @@ def identity(s: Subject, case: Case) -> None:
         with np.errstate(invalid="ignore", over="ignore"):
             rhs = rel.outer(xr, s.values(g))
             gain = rel.gain(xr)
-            tol = own + gain * _allowed(partner, s, ur, partner.reference(ur, **params), params)
+            tol = own + gain * allowance(partner, s.fmt, s.policy, ur,
+                                         partner.reference(ur, **params), params)
             if not np.all(ur == u_exact):  # the partner ran at a rounded argument: carry g'
                 if partner.derivative is None or partner.derivative.first is None:
                     tol = np.where(ur == u_exact, tol, np.inf)
@@ -85,8 +73,8 @@ def identity(s: Subject, case: Case) -> None:
             bad = ~(np.abs(s.values(y) - rhs) <= tol)
         # Results a documented convention accepts (PyTorch's gelu(x) = inf past half of
         # float32's range) say nothing about the identity: leave them out, on either side.
-        bad &= ~(conventional(s.spec, s, xr, s.values(y), case.params)
-                 | conventional(partner, s, ur, s.values(g), params))
+        bad &= ~(stated(s.spec, s.policy, xr, s.values(y), case.params)
+                 | stated(partner, s.policy, ur, s.values(g), params))
         s.fail_where(bad, f"{rel.text} does not hold within the accuracy bounds (expected is "
                      "the right-hand side)", x=x, actual=y, expected=rhs, case=case)
 

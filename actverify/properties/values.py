@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from actverify.accuracy import compare
 from actverify.properties.base import (Subject, always, elementwise, law,
                                        observe)
+from actverify.properties.conventions import stated
 from actverify.strategies import Case, seam_values, shapes
 
 
@@ -23,9 +24,8 @@ def judge(s: Subject, case: Case, y: torch.Tensor):
     ref = s.reference(case.x, case.params)
     cmp = compare(y, ref, fmt=s.fmt, bound=s.bound(case.x, case.params), policy=s.policy,
                   zero_sign_specified=s.spec.zero_sign == "specified")
-    accepted = np.zeros(ref.shape, dtype=bool)
-    if s.spec.accepted is not None and s.policy.nan == "spec":
-        accepted = s.spec.accepted(s.values(case.x), s.values(y).reshape(ref.shape), case.params)
+    accepted = stated(s.spec, s.policy, s.values(case.x), s.values(y).reshape(ref.shape),
+                      case.params)
     return cmp, ref, cmp.bad & ~accepted, accepted
 
 
@@ -126,8 +126,7 @@ def nan_propagation(s: Subject, case: Case) -> None:
     ref = s.reference(case.x, case.params)
     yv = s.values(y)
     wrong = np.isnan(ref) & ~np.isnan(yv)
-    if s.spec.accepted is not None and s.policy.nan == "spec":
-        wrong &= ~s.spec.accepted(s.values(case.x), yv, case.params)
+    wrong &= ~stated(s.spec, s.policy, s.values(case.x), yv, case.params)
     s.fail_where(wrong, "NaN did not propagate", x=case.x, actual=y, expected=ref, case=case)
 
 
