@@ -31,7 +31,8 @@ import torch
 from actverify.accuracy import DEFAULT, compare, ulp
 from actverify.devices import check_capability, cpu_capabilities, current_capability
 from actverify.dtypes import DTYPE_NAMES, FloatFormat, float_format
-from actverify.properties.base import Subject, same_bits
+from actverify.judgement import same_bits
+from actverify.properties.base import Subject
 from actverify.spec import ActivationSpec, get_spec, registry
 from actverify.strategies import neighbourhood, special_values
 from actverify.targets import Target, builtin_targets

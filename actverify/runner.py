@@ -99,7 +99,8 @@ def _save_replay(subject: Subject, prop: Property, case: Case, directory: Path) 
             "root": str(root.resolve()),
             "activation": subject.target.activation, "dtype": subject.fmt.name,
             "device": subject.device, "policy": subject.policy.name,
-            "x": case.x.detach().cpu(), "params": dict(case.params), "layout": case.layout}
+            "params": dict(case.params), "layout": case.layout, "knobs": dict(case.knobs),
+            **case.tensors()}
     digest = hashlib.sha1(repr((prop.name, reference or target.name, subject.fmt.name,
                                 subject.device, subject.fmt.bits_of(case.x.cpu()).numpy().tobytes(),
                                 sorted(case.params.items()))).encode()).hexdigest()[:12]
@@ -277,7 +278,8 @@ def format_failure(outcome: Outcome) -> str:
 REPLAY_KEYS = {"property": str, "activation": str, "dtype": str, "device": str,
                "policy": str, "x": torch.Tensor, "params": dict, "layout": str}
 # Keys that may be None: a callable checked through the Python API has no import path.
-OPTIONAL_KEYS = {"target": str, "target_name": str, "root": str}
+OPTIONAL_KEYS = {"target": str, "target_name": str, "root": str, "upstream": torch.Tensor,
+                 "other": torch.Tensor, "knobs": dict}
 
 
 def load_replay(path: str | Path) -> dict:
@@ -307,6 +309,10 @@ def load_replay(path: str | Path) -> dict:
                for k, v in blob["params"].items()):
         raise UsageError(f"{where} has parameters that are not plain numbers: "
                          f"{blob['params']!r}")
+    if not all(isinstance(k, str) and (isinstance(v, (int, str)) or (
+            isinstance(v, (tuple, list)) and all(isinstance(i, int) for i in v)))
+               for k, v in (blob.get("knobs") or {}).items()):
+        raise UsageError(f"{where} has knobs that are not plain values: {blob['knobs']!r}")
     return blob
 
 
@@ -338,7 +344,9 @@ def main_replay(path: str, *, kernel: Callable | None = None, root: str | None =
     target = replay_target(blob, kernel=kernel, root=root)
     subject = Subject(target, fmt, device, policy)
     prop = props[blob["property"]]
-    case = Case(blob["x"].to(device), blob["params"], blob["layout"])
+    tensors = {k: blob[k].to(device) for k in ("upstream", "other") if blob.get(k) is not None}
+    case = Case(blob["x"].to(device), blob["params"], blob["layout"],
+                knobs=dict(blob.get("knobs") or {}), **tensors)
     try:
         prop.check(subject, case)
     except (Violation, TargetMisbehaved) as v:

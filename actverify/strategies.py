@@ -18,6 +18,8 @@ or a torch dtype, an activation as a name or a spec, and raise
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import inspect
 import math
@@ -207,17 +209,42 @@ def _fill(fmt: FloatFormat, n: int, *, seed: int, recipe: str, scale_exp: int,
     return (torch.randn(n, generator=g, dtype=torch.float64) * 2.0**scale_exp).to(fmt.dtype)
 
 
+Knob = int | str | tuple[int, ...]
+
+
 @dataclass
 class Case:
-    """One drawn input: a tensor (in its layout) and the activation's parameters."""
+    """One drawn example, everything a property needs to re-run it.
+
+    `x`: the input, in its memory `layout` (a name from LAYOUTS); `params`: the activation's
+    own parameters, exactly what the kernel is called with; `upstream`: the upstream gradient
+    of backward properties; `other`: a second input a property relates to x (softmax's x + c);
+    `knobs`: the property's own draws that are not tensors (a padding length, a seed, a
+    shape), plain values so that a replay file holds them as data.
+    """
 
     x: torch.Tensor
     params: dict[str, Any] = field(default_factory=dict)
     layout: str = "contiguous"
+    upstream: torch.Tensor | None = None
+    other: torch.Tensor | None = None
+    knobs: dict[str, Knob] = field(default_factory=dict)
+
+    def with_input(self, x: torch.Tensor, *, layout: str | None = None) -> Case:
+        """The same case around another input (the one a violation is reported for)."""
+        return dataclasses.replace(self, x=x, layout=self.layout if layout is None else layout)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The case's tensors by name, on the CPU (for a replay file)."""
+        named = {"x": self.x, "upstream": self.upstream, "other": self.other}
+        return {k: v.detach().cpu() for k, v in named.items() if v is not None}
 
     def __repr__(self) -> str:
+        extra = "".join(f", {k}={tuple(v.shape)}" for k, v in
+                        (("upstream", self.upstream), ("other", self.other)) if v is not None)
+        knobs = f", knobs={self.knobs}" if self.knobs else ""
         return (f"Case(shape={tuple(self.x.shape)}, dtype={self.x.dtype}, "
-                f"layout={self.layout}, params={self.params})")
+                f"layout={self.layout}, params={self.params}{extra}{knobs})")
 
 
 def tensors(*, fmt: FloatFormat | str | torch.dtype, device: str = "cpu",

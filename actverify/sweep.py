@@ -3,8 +3,8 @@
 Hypothesis finds bugs by searching; a sweep proves the absence of some by enumeration.  For
 float16 and bfloat16 there are only 65,536 inputs, so the target is evaluated on all of them,
 forward and backward, and judged by the same accuracy model and the same tolerance functions
-the property suite uses (`actverify.accuracy.compare`, `properties.values.judge`,
-`properties.derivatives.tolerance` and `gradient`): a sweep and a property can never disagree
+the property suite uses (`actverify.accuracy.compare`, `judgement.judge`,
+`judgement.tolerance`): a sweep and a property can never disagree
 about what counts as wrong.  On top of the per-input verdicts a sweep reports what only the
 whole input space shows: the maximum error and where it is reached, a histogram of errors,
 monotonicity over every adjacent pair of the sorted inputs, the point-symmetry identity at
@@ -50,12 +50,11 @@ from actverify.accuracy import (DEFAULT, Policy, compare, overflow_threshold, po
 from actverify.devices import resolve_device
 from actverify.dtypes import FloatFormat, float_format
 from actverify.errors import UsageError
-from actverify.properties.base import Subject, TargetMisbehaved, same_bits
-from actverify.properties.derivatives import (at_kink_within_subdifferential, gradient,
-                                              own_output_error, tolerance)
-from actverify.properties.values import judge
+from actverify.judgement import (at_kink_within_subdifferential, judge, own_output_error,
+                                 point_symmetry_bad, same_bits, tolerance)
+from actverify.properties.base import Subject, TargetMisbehaved
+from actverify.properties.derivatives import gradient
 from actverify.spec import ActivationSpec, get_spec, registry
-from actverify.strategies import Case
 from actverify.targets import Target, builtin_targets
 from actverify.threads import limited as limited_threads
 from actverify.threads import resolve as resolve_threads
@@ -570,19 +569,9 @@ def _is_canonical(target: Target) -> bool:
     return target.builtin and target.name == spec.canonical.name and not target.inplace
 
 
-def _point_symmetry_bad(s: Subject, x: torch.Tensor, y: np.ndarray, y_neg: np.ndarray,
-                        ref: np.ndarray, ref_neg: np.ndarray, params: dict) -> np.ndarray:
-    """f(-x) = 2c - f(x) within the accuracy model, as `properties.identities.point_symmetry`
-    states it, at every finite input (a NaN f(-x) for a finite x fails too)."""
-    c = s.spec.point_symmetry
-    b = s.bound(x, params)
-    tol = b * ulp(ref, s.fmt) + b * ulp(ref_neg, s.fmt)
-    xv = s.values(x)
-    with np.errstate(invalid="ignore"):
-        bad = np.isfinite(xv) & ~(np.abs(y_neg - (2 * c - y)) <= tol)
-    if s.spec.zero_sign == "specified" or s.policy.zero_sign == "always":
-        bad |= (xv == 0) & (np.signbit(y) == np.signbit(y_neg)) & (c == 0)
-    return bad
+def _judged(s: Subject, x: torch.Tensor, y: torch.Tensor, params: dict):
+    j = judge(s, x, y, params)
+    return j.comparison, j.reference, j.bad, j.accepted
 
 
 class _MonoCarry:
@@ -706,7 +695,7 @@ class _State:
 def _exact_forward(st: _State, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     s, params = st.s, st.params
     y = s.call(x, params)
-    cmp, ref, bad, accepted = judge(s, Case(x, params), y)
+    cmp, ref, bad, accepted = _judged(s, x, y, params)
     err = st.forward.add_exact(x=x, y=y, ref=ref, cmp=cmp, bad=bad, accepted=accepted)
     st.keep_array("forward", err)
     yv = s.values(y).reshape(-1)
@@ -715,7 +704,7 @@ def _exact_forward(st: _State, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarra
     if st.sym is not None:
         y_neg = s.call(-x, params)
         ref_neg = s.reference(-x, params)
-        bad_sym = _point_symmetry_bad(s, x, yv, s.values(y_neg), ref, ref_neg, params)
+        bad_sym = point_symmetry_bad(s, x, yv, s.values(y_neg), ref, ref_neg, params)
         idx = np.flatnonzero(bad_sym)[:MAX_EXAMPLES]
         xv = s.values(x)
         st.sym.add(int(np.isfinite(xv).sum()), int(bad_sym.sum()), [
@@ -1125,7 +1114,7 @@ class _FastEngine:
             idx = torch.nonzero(detail["bad"]).flatten().cpu()
             for part in idx.split(EXACT_CHUNK):
                 xs, ys = x[part.to(x.device)], y[part.to(x.device)]
-                cmp, ref, bad, accepted = judge(s, Case(xs, st.params), ys)
+                cmp, ref, bad, accepted = _judged(s, xs, ys, st.params)
                 acc = _PassAcc("tmp", fmt)
                 acc.add_exact(x=xs, y=ys, ref=ref, cmp=cmp, bad=bad, accepted=accepted)
                 fwd.stats.policy_violations += acc.stats.policy_violations
@@ -1211,7 +1200,7 @@ def _validate_on(engine: _FastEngine, st: _State, keys: torch.Tensor) -> str | N
     counts = counts.tolist()
     bins = engine.fused("bins", *args)
     xs, ys = x[:keys.numel()], y[:keys.numel()]
-    cmp, ref, bad, accepted = judge(s, Case(xs, st.params), ys)
+    cmp, ref, bad, accepted = _judged(s, xs, ys, st.params)
     err = np.asarray(cmp.error)
     counted = ~cmp.excused & np.isfinite(err) & ~np.isnan(s.values(xs))
     exact_max = float(err[counted].max()) if counted.any() else -1.0
@@ -1254,7 +1243,7 @@ def _specials(s: Subject, params: dict, *, backward: bool) -> list[dict]:
         y = s.call(x, params)
     except TargetMisbehaved as exc:
         return [{"name": "all", "ok": False, "reason": str(exc)}]
-    cmp, ref, bad, accepted = judge(s, Case(x, params), y)
+    cmp, ref, bad, accepted = _judged(s, x, y, params)
     yv = s.values(y)
     limits = spec.limits(params) if spec.limits is not None else None
     grad = None
@@ -1565,7 +1554,7 @@ def _softmax_case(result: SweepResult, s: Subject, rows: torch.Tensor, v: torch.
     x = x.to(s.device)
     params = {"dim": dim}
     y = s.call(x, params)
-    cmp, ref, bad, accepted = judge(s, Case(x, params), y)
+    cmp, ref, bad, accepted = _judged(s, x, y, params)
 
     def as_rows(a):
         a = np.asarray(a)
@@ -1663,7 +1652,7 @@ def _softmax_specials(s: Subject) -> list[dict]:
     for name, row in cases.items():
         x = torch.tensor([row], dtype=torch.float64).to(fmt.dtype).to(s.device)
         y = s.call(x, {"dim": -1})
-        cmp, ref, bad, accepted = judge(s, Case(x, {"dim": -1}), y)
+        cmp, ref, bad, accepted = _judged(s, x, y, {"dim": -1})
         out.append({"name": name, "row": row, "y": s.values(y).reshape(-1).tolist(),
                     "expected": np.asarray(ref).reshape(-1).tolist(),
                     "ok": not bool(np.asarray(bad).any()),

@@ -92,7 +92,7 @@ def assert_close(actual: torch.Tensor, input: torch.Tensor, *, activation: str,
     (`{"dim": -1}` for softmax, `{"negative_slope": 0.2}`); `policy`: 'default' or 'strict'.
     """
     from actverify.properties import Subject, Violation
-    from actverify.properties.values import judge
+    from actverify.judgement import judge
     from actverify.runner import Failure, Outcome, _bits, format_failure
     from actverify.spec import get_spec
     from actverify.strategies import Case
@@ -108,11 +108,12 @@ def assert_close(actual: torch.Tensor, input: torch.Tensor, *, activation: str,
     fmt = float_format(actual.dtype)
     subject = Subject(builtin_targets(spec)[0], fmt, str(actual.device), policy_named(policy))
     case = Case(input.detach(), {**spec.default_params(), **(params or {})})
-    cmp, ref, bad, _ = judge(subject, case, actual.detach())
+    judged = judge(subject, case.x, actual.detach(), case.params)
+    cmp = judged.comparison
     try:
-        subject.fail_where(bad, "result differs from the true value", x=case.x,
-                           actual=actual.detach(), expected=ref, error=cmp.error, case=case,
-                           bound=float(np.max(cmp.bound)) if cmp.bound.size else None)
+        subject.fail_where(judged.bad, "result differs from the true value", x=case.x,
+                           actual=actual.detach(), expected=judged.reference, error=cmp.error,
+                           case=case, bound=float(np.max(cmp.bound)) if cmp.bound.size else None)
     except Violation as v:
         failure = Failure(message=v.message, x=v.x, x_bits=_bits(fmt, v.x),
                           index=list(v.index or []) or None, expected=v.expected,

@@ -154,7 +154,6 @@ def test_false_alarm_reproduces(name: str, prop: str, dtype: str, x: list, g: li
     alt = next(a for a in ALTERNATIVES if a.name == name)
     fmt = float_format(dtype)
     xs = torch.tensor(x, dtype=torch.float64).to(fmt.dtype)
-    if g is not None:
-        xs = torch.stack([xs, torch.tensor(g, dtype=torch.float64).to(fmt.dtype)])
+    upstream = None if g is None else torch.tensor(g, dtype=torch.float64).to(fmt.dtype)
     subject = Subject(target_of(alt), fmt, "cpu", policy_of(alt))
-    all_properties()[prop].check(subject, Case(xs, dict(params)))
+    all_properties()[prop].check(subject, Case(xs, dict(params), upstream=upstream))

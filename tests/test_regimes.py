@@ -99,12 +99,12 @@ def test_planted_backward_bug_is_caught(fn, prop: str, evidence: str, tmp_path) 
         assert outcome.failure.layout in ("transposed", "channels_last"), format_failure(outcome)
 
 
-def _masked_rows() -> torch.Tensor:
+def _masked_rows() -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.tensor([[0.5, -1.0, 2.0], [-math.inf] * 3, [1.0, -math.inf, 0.0]],
                      dtype=torch.float64)
     g = torch.tensor([[0.3, -1.5, 0.25], [1.0, -2.0, 0.5], [0.75, 0.5, -1.0]],
                      dtype=torch.float64)
-    return torch.stack([x, g])
+    return x, g
 
 
 @pytest.mark.parametrize("prop", ["gradient_accuracy", "gradient_entry_points_agree",
@@ -115,8 +115,9 @@ def test_zeros_convention_passes_forward_and_backward(prop: str) -> None:
     target = Target(name="safe", activation="softmax",
                     fn=planted_regimes.softmax_zeros_convention, source=None)
     subject = Subject(target, float_format("float64"), "cpu", DEFAULT)
-    stacked = _masked_rows()
-    case = Case(stacked if all_properties()[prop].kind == "backward" else stacked[0], {"dim": -1})
+    x, g = _masked_rows()
+    backward = all_properties()[prop].kind == "backward"
+    case = Case(x, {"dim": -1}, upstream=g if backward else None)
     all_properties()[prop].check(subject, case)  # raises Violation if flagged
 
 

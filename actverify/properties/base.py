@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from actverify.accuracy import Policy, reference_dtype, to_reference, ulp
+from actverify.accuracy import Policy, reference_dtype, to_reference
 from actverify.devices import is_stand_in
 from actverify.dtypes import FloatFormat
+from actverify.judgement import allowance
 from actverify.spec import ActivationSpec
 from actverify.strategies import Case
 from actverify.targets import Target
@@ -221,23 +222,6 @@ class Subject:
         )
 
 
-def allowance(spec: ActivationSpec, fmt: FloatFormat, policy: Policy, x_ref: np.ndarray,
-              y_true: np.ndarray, params: dict) -> np.ndarray:
-    """Absolute error allowed for `spec`'s result at x_ref (true value y_true) under `policy`:
-    its ulp bound (half an ulp under strict), or all of it where the policy lets a subnormal
-    true value flush to zero.  Exact activations (bound 0: the result is the input, zero or
-    one) compute nothing that could underflow, so no flush is excused for them."""
-    if policy.correct_rounding:
-        ulps = np.asarray(0.5)
-    else:
-        ulps = np.asarray(spec.bound(fmt).evaluate(x_ref, params, fmt), dtype=np.float64)
-    allowed = ulps * ulp(y_true, fmt)
-    if policy.allow_flush:
-        flushable = (np.abs(y_true) < fmt.tiny) & (ulps > 0)
-        allowed = np.where(flushable, np.maximum(np.abs(y_true), allowed), allowed)
-    return allowed
-
-
 Applies = Callable[[Target], bool]
 
 
@@ -291,16 +275,6 @@ def activation(*names: str) -> Applies:
 
 def out_of_place(target: Target) -> bool:
     return not target.inplace
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """Element-wise bit equality; any NaN equals any NaN (payloads are not specified)."""
-    from actverify.dtypes import float_format
-
-    fa, fb = float_format(a.dtype), float_format(b.dtype)
-    ba, bb = fa.bits_of(a.cpu()).numpy(), fb.bits_of(b.cpu()).numpy()
-    both_nan = torch.isnan(a.cpu()).numpy() & torch.isnan(b.cpu()).numpy()
-    return (ba == bb) | both_nan
 
 
 # Figures a check wants reported (the worst ULP error, where, and the bound it was held to),

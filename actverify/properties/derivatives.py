@@ -13,9 +13,9 @@ import torch
 from hypothesis import strategies as st
 
 from actverify.accuracy import compare, ulp
-from actverify.properties.base import (Subject, TargetMisbehaved, Violation, law, observe,
-                                       same_bits)
-from actverify.properties.conventions import both_conventional, conventional
+from actverify.judgement import (at_kink_within_subdifferential, both_conventional, conventional,
+                                 gradient_bad, own_output_error, second_tolerance, tolerance)
+from actverify.properties.base import Subject, TargetMisbehaved, Violation, law, observe
 from actverify.properties.semantics import differ, inconsistent, not_canonical
 from actverify.strategies import LAYOUTS, Case, apply_layout, seam_values, shapes
 
@@ -49,79 +49,11 @@ def gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict, *, fn=N
     return (gx, y.detach()) if with_output else gx
 
 
-def tolerance(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """The true vjp and the allowed ulps per element under the subject's policy."""
-    d = s.spec.derivative
-    xr, gr = s.values(x), s.values(g)
-    ref = np.asarray(d.vjp(xr, gr, **params), dtype=xr.dtype)
-    u = ulp(ref, s.fmt)
-    if s.policy.correct_rounding:
-        return ref, np.full(ref.shape, 0.5)
-    absolute = d.bounds[s.fmt.name].evaluate(xr, params, s.fmt) * u
-    y_true = s.reference(x, params)
-    forward_error = forward_allowance(s, x, y_true, params)
-    if d.output_sensitivity is not None:
-        absolute = absolute + np.abs(gr) * d.output_sensitivity(y_true) * forward_error
-    if d.extra is not None:
-        absolute = absolute + d.extra(xr, gr, y_true, forward_error, params, s.fmt)
-    with np.errstate(over="ignore"):  # an allowance beyond float64's range is no limit at all
-        return ref, np.asarray(absolute / u, dtype=np.float64)
-
-
-def own_output_error(s: Subject, x: torch.Tensor, g: torch.Tensor, y: torch.Tensor,
-                     gx: torch.Tensor, params: dict):
-    """The backward's own quality: its error against the exact vjp of the output y the forward
-    returned (and a backward from the saved output reads), under the backward's own bound:
-    the spec's ulps, its accumulation error (softmax), and its own roundings of intermediates
-    built from y (y * y, 1 - y), which to first order read y one ulp off and are amplified as
-    a forward error is (1 - y^2 cancels where tanh saturates); nothing carried from the
-    forward.  None where the spec gives no such form (backwards exact from x: relu, leaky)."""
-    d = s.spec.derivative
-    if d.from_output is None or s.policy.correct_rounding:
-        return None
-    xr, yr, gr = s.values(x), s.values(y), s.values(g)
-    with np.errstate(all="ignore"):
-        ref = np.asarray(d.from_output(yr, gr, **params), dtype=yr.dtype)
-        u = ulp(ref, s.fmt)
-        absolute = d.bounds[s.fmt.name].evaluate(xr, params, s.fmt) * u
-        if d.output_sensitivity is not None:
-            absolute = absolute + np.abs(gr) * d.output_sensitivity(yr) * ulp(yr, s.fmt)
-        if d.extra is not None:
-            absolute = absolute + d.extra(xr, gr, yr, np.zeros(yr.shape), params, s.fmt)
-        bound = np.asarray(absolute / u, dtype=np.float64)
-        return compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy,
-                       zero_sign_specified=False)
-
-
-def forward_allowance(s: Subject, x: torch.Tensor, y_true: np.ndarray, params: dict
-                      ) -> np.ndarray:
-    """How far the forward output a backward may have saved is allowed to be from the truth:
-    its ulp bound, or all of it where the policy lets a subnormal result flush to zero."""
-    return s.allowance(x, y_true, params)
-
-
-def at_kink_within_subdifferential(s: Subject, x: torch.Tensor, g: torch.Tensor,
-                                   gx: torch.Tensor, params: dict) -> np.ndarray:
-    """Under kink='math': elements at a kink whose gradient is g times some subgradient."""
-    excused = np.zeros(tuple(x.shape), dtype=bool)
-    if s.policy.kink != "math" or s.spec.derivative is None:
-        return excused
-    xv, gv, gxv = s.values(x), s.values(g), s.values(gx)
-    for kink in s.spec.derivative.kinks(params):
-        lo, hi = kink.subdifferential
-        ends = np.stack([gv * lo, gv * hi])
-        slack = s.bound(x, params) * ulp(np.max(np.abs(ends), axis=0), s.fmt) + 0.0
-        excused |= ((xv == kink.at) & (gxv >= ends.min(axis=0) - slack)
-                    & (gxv <= ends.max(axis=0) + slack))
-    return excused
-
-
 @st.composite
 def with_upstream(draw, s: Subject, *, allow_empty: bool = True, min_dims: int = 0) -> Case:
     """A case plus a random upstream gradient g (normal values at a drawn scale, some zeros),
-    stacked; the input's memory layout is drawn as for the forward properties and kept in
-    the case's `layout` (`gradient(..., layout=)` lays the leaf out so)."""
+    as the case's `upstream`; the input's memory layout is drawn as for the forward properties
+    and kept in the case's `layout` (`gradient(..., layout=)` lays the leaf out so)."""
     case = draw(s.cases(backward=True, allow_nan=False, layout=True, inplace=s.target.inplace,
                         shape=shapes(allow_empty=allow_empty, min_dims=min_dims)))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
@@ -129,7 +61,7 @@ def with_upstream(draw, s: Subject, *, allow_empty: bool = True, min_dims: int =
     g = torch.randn(case.x.shape, generator=gen, dtype=torch.float64) * scale
     g = torch.where(torch.rand(case.x.shape, generator=gen) < 0.1, torch.zeros_like(g), g)
     upstream = g.to(s.fmt.dtype).to(s.device)
-    return Case(torch.stack([case.x, upstream]), case.params, case.layout)
+    return Case(case.x, case.params, case.layout, upstream=upstream)
 
 
 def upstream_inputs(s: Subject) -> st.SearchStrategy[Case]:
@@ -140,12 +72,9 @@ def upstream_inputs(s: Subject) -> st.SearchStrategy[Case]:
      "(times a random upstream gradient) within the accuracy bounds, on every dtype",
      applies=differentiable, inputs=upstream_inputs, kind="backward")
 def gradient_accuracy(s: Subject, case: Case) -> None:
-    x, g = case.x[0], case.x[1]
+    x, g = case.x, case.upstream
     gx, y = gradient(s, x, g, case.params, with_output=True, layout=case.layout)
-    ref, bound = tolerance(s, x, g, case.params)
-    cmp = compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy, zero_sign_specified=False)
-    accepted = conventional(s, x, gx, case.params, backward=True)
-    bad = cmp.bad & ~at_kink_within_subdifferential(s, x, g, gx, case.params) & ~accepted
+    cmp, ref, bad, accepted = gradient_bad(s, x, g, gx, case.params)
     # Two figures, each with its bound: against the exact derivative at x (bounded by the
     # backward's own ulps plus the error carried from the forward), and against the exact
     # derivative of the saved output (the backward's own quality).  Gradients a convention
@@ -158,14 +87,14 @@ def gradient_accuracy(s: Subject, case: Case) -> None:
     s.fail_where(bad, "gradient differs from the analytic derivative (expected: g * f'(x), "
                  f"g = {float(s.values(g).flat[int(np.argmax(bad))]) if bad.any() else 0!r})",
                  x=x, actual=gx, expected=ref, error=cmp.error,
-                 case=Case(x, case.params, case.layout), bounds=cmp.bound)
+                 case=case, bounds=cmp.bound)
 
 
 @law("gradient_linearity", summary="the backward is linear in the upstream gradient: doubling "
      "g doubles the gradient exactly, and (element-wise) a zero g gives a zero gradient",
      applies=differentiable, inputs=upstream_inputs, kind="backward")
 def gradient_linearity(s: Subject, case: Case) -> None:
-    x, g = case.x[0], case.x[1]
+    x, g = case.x, case.upstream
     once = gradient(s, x, g, case.params, layout=case.layout)
     twice = gradient(s, x, g * 2, case.params, layout=case.layout)
     a, b = s.values(once), s.values(twice)
@@ -185,14 +114,14 @@ def gradient_linearity(s: Subject, case: Case) -> None:
         exact &= ~both_conventional(s, x, once, twice, case.params, backward=True)
     s.fail_where(exact & ~(np.abs(b - 2 * a) <= slack), "doubling the upstream gradient did "
                  "not double the gradient (expected 2 * grad(g), actual grad(2g))", x=x,
-                 actual=twice, expected=2 * a, case=Case(x, case.params, case.layout))
+                 actual=twice, expected=2 * a, case=case)
     if s.spec.elementwise:
         zero = (s.values(g) == 0) & np.isfinite(s.spec.derivative.vjp(s.values(x),
                                                                       np.ones_like(a), **case.params))
         zero &= ~conventional(s, x, once, case.params, backward=True)
         s.fail_where(zero & (a != 0), "a zero upstream gradient gave a non-zero gradient: the "
                      "backward does not scale g element by element", x=x, actual=once,
-                     expected=np.zeros(a.shape), case=Case(x, case.params, case.layout))
+                     expected=np.zeros(a.shape), case=case)
 
 
 @law("gradient_layout_invariance", summary="transposed, strided, offset, expanded and "
@@ -200,7 +129,7 @@ def gradient_linearity(s: Subject, case: Case) -> None:
      "bounds); every layout that applies, in every example", applies=differentiable,
      inputs=lambda s: with_upstream(s, allow_empty=False, min_dims=2), kind="backward")
 def gradient_layout_invariance(s: Subject, case: Case) -> None:
-    x, g = case.x[0], case.x[1]
+    x, g = case.x, case.upstream
     # The contiguous gradient and the tolerance once per distinct input: every layout but
     # 'expanded' holds x's own values.
     plain = {False: (x, gradient(s, x, g, case.params), tolerance(s, x, g, case.params))}
@@ -213,7 +142,7 @@ def gradient_layout_invariance(s: Subject, case: Case) -> None:
             plain[repeated] = (values, gradient(s, values, g, case.params),
                                tolerance(s, values, g, case.params))
         values, want, allowance = plain[repeated]
-        inconsistent(s, Case(values, case.params, layout),
+        inconsistent(s, case.with_input(values, layout=layout),
                      gradient(s, values, g, case.params, layout=layout), want,
                      f"the {layout} layout changes the gradient (expected: the contiguous "
                      "input's)", allowance=allowance, backward=True)
@@ -223,7 +152,7 @@ def gradient_layout_invariance(s: Subject, case: Case) -> None:
      "output and the upstream gradient untouched, bit for bit", applies=differentiable,
      inputs=upstream_inputs, kind="backward")
 def backward_leaves_inputs(s: Subject, case: Case) -> None:
-    x, g = case.x[0], case.x[1]
+    x, g = case.x, case.upstream
     leaf = apply_layout(x.detach().clone(), case.layout).requires_grad_(True)
     y = s.call(leaf, case.params)
     held = {"input": leaf.detach(), "output": y.detach(), "upstream gradient": g}
@@ -233,7 +162,7 @@ def backward_leaves_inputs(s: Subject, case: Case) -> None:
     except Exception as exc:
         raise TargetMisbehaved(f"the backward raised {type(exc).__name__}: {exc}") from exc
     for name, t in held.items():
-        differ(s, Case(x, case.params, case.layout), t, before[name],
+        differ(s, case, t, before[name],
                f"the backward modified the {name} (actual: after the backward, expected: "
                "before)", x=x)
 
@@ -330,7 +259,6 @@ def derivative_pieces(s: Subject, case: Case) -> None:
      applies=lambda t: differentiable(t) and t.spec.derivative.second is not None,
      inputs=ones_like_cases, kind="backward")
 def second_derivative(s: Subject, case: Case) -> None:
-    d = s.spec.derivative
     leaf = case.x.detach().clone().requires_grad_(True)
     y = s.call(leaf, case.params)
     try:
@@ -338,17 +266,7 @@ def second_derivative(s: Subject, case: Case) -> None:
         (gxx,) = torch.autograd.grad(gx, leaf, torch.ones_like(gx))
     except Exception as exc:
         raise TargetMisbehaved(f"double backward raised {type(exc).__name__}: {exc}") from exc
-    ref = np.asarray(d.second(s.values(case.x), **case.params))
-    u = ulp(ref, s.fmt)
-    if s.policy.correct_rounding:
-        bound = np.full(ref.shape, 0.5)
-    else:
-        y_true = s.reference(case.x, case.params)
-        forward_error = forward_allowance(s, case.x, y_true, case.params)
-        absolute = (2 * d.bounds[s.fmt.name].evaluate(s.values(case.x), case.params, s.fmt) * u
-                    + d.second_sensitivity(y_true) * forward_error)
-        with np.errstate(over="ignore"):
-            bound = np.asarray(absolute / u, dtype=np.float64)
+    ref, bound = second_tolerance(s, case.x, case.params)
     cmp = compare(gxx.detach(), ref, fmt=s.fmt, bound=bound, policy=s.policy,
                   zero_sign_specified=False)
     s.fail_where(cmp.bad, "second derivative differs from the analytic one", x=case.x,
@@ -387,12 +305,12 @@ def gradcheck(s: Subject, case: Case) -> None:
      "kernels give the gradient of PyTorch's functional form", applies=lambda t:
      differentiable(t) and not_canonical(t), inputs=upstream_inputs, kind="backward")
 def gradient_entry_points_agree(s: Subject, case: Case) -> None:
-    x, g = case.x[0], case.x[1]
+    x, g = case.x, case.upstream
     ours = gradient(s, x, g, case.params, layout=case.layout)
     theirs = gradient(s, x, g, case.params, fn=s.spec.canonical.fn, inplace=False)
     chosen = torch.from_numpy(at_kink_within_subdifferential(s, x, g, ours, case.params))
     theirs = torch.where(chosen.to(ours.device), ours, theirs)  # another valid subgradient
-    inconsistent(s, Case(x, case.params), ours, theirs,
+    inconsistent(s, case, ours, theirs,
                  f"{s.target.name}'s gradient differs from {s.spec.canonical.name}'s",
                  allowance=tolerance(s, x, g, case.params), backward=True)
 
@@ -419,9 +337,6 @@ def no_gradient(s: Subject, case: Case) -> None:
                      x=case.x, actual=gx, expected=np.zeros(v.shape), case=case)
 
 
-__all__ = ["gradient", "tolerance", "same_bits"]
-
-
 @law("softmax_vjp_sums_to_zero", summary="softmax's vector-Jacobian product sums to zero along "
      "dim (within the rows' accuracy bounds, about n ulp ||g||)",
      applies=lambda t: t.activation == "softmax" and differentiable(t),
@@ -430,7 +345,7 @@ __all__ = ["gradient", "tolerance", "same_bits"]
 def softmax_vjp_sums_to_zero(s: Subject, case: Case) -> None:
     from actverify.properties.softmax import rows
 
-    x, g = case.x[0], case.x[1]
+    x, g = case.x, case.upstream
     dim = case.params["dim"]
     gx = gradient(s, x, g, case.params, layout=case.layout)
     ref, bound = tolerance(s, x, g, case.params)
@@ -442,7 +357,7 @@ def softmax_vjp_sums_to_zero(s: Subject, case: Case) -> None:
         value = torch.tensor([float(total[r])], dtype=torch.float64)
         s.fail_where(np.array([True]), f"row {r} of the gradient sums to {float(total[r])!r}",
                      x=value, actual=value, expected=np.array([0.0]),
-                     case=Case(x, case.params, case.layout), tolerance=float(tol[r]))
+                     case=case, tolerance=float(tol[r]))
 
 
 @st.composite

@@ -10,7 +10,8 @@ import dataclasses
 
 import torch
 
-from actverify.properties.base import Subject, always, law, same_bits
+from actverify.judgement import same_bits
+from actverify.properties.base import Subject, always, law
 from actverify.properties.derivatives import (differentiable, gradient, tolerance,
                                               upstream_inputs)
 from actverify.properties.semantics import inconsistent, with_layouts
@@ -32,9 +33,9 @@ def _agree(s: Subject, case: Case, here: torch.Tensor, cpu: torch.Tensor, what: 
         if s.spec.zero_sign != "specified" and s.policy.zero_sign != "always":
             bad &= ~((s.values(there) == 0) & (s.values(cpu) == 0))
         s.fail_where(bad, f"{what} differs from the CPU's", x=case.x.cpu(), actual=there,
-                     expected=s.values(cpu), case=Case(case.x.cpu(), case.params))
+                     expected=s.values(cpu), case=case.with_input(case.x.cpu()))
     else:
-        inconsistent(s, Case(case.x.cpu(), case.params), there, cpu,
+        inconsistent(s, case.with_input(case.x.cpu()), there, cpu,
                      f"{what} differs from the CPU's", allowance=allowance)
 
 
@@ -52,9 +53,9 @@ def cross_device(s: Subject, case: Case) -> None:
      "gradients (same rule as cross_device)", applies=differentiable, inputs=upstream_inputs,
      kind="backward", off_cpu=True)
 def cross_device_gradient(s: Subject, case: Case) -> None:
-    x, g = case.x[0], case.x[1]
+    x, g = case.x, case.upstream
     here = gradient(s, x, g, case.params)
     cpu = gradient(on_cpu(s), x.cpu(), g.cpu(), case.params, fn=s.spec.canonical.fn,
                    inplace=False)
-    _agree(s, Case(x, case.params), here, cpu, f"the gradient of {s.target.name} on {s.device}",
+    _agree(s, case, here, cpu, f"the gradient of {s.target.name} on {s.device}",
            allowance=tolerance(s, x, g, case.params))

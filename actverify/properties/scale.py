@@ -18,6 +18,8 @@ softmax rows whole) and reports that shape if it still fails, so a float32-index
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 
@@ -290,8 +292,8 @@ def scale_cases(s: Subject) -> st.SearchStrategy[Case]:
         params = s.spec.default_params()
         if regime.dim is not None:
             params["dim"] = regime.dim
-        return Case(base_for(s, regime), {**params, "_shape": regime.shape,
-                                          "_regime": regime.name})
+        return Case(base_for(s, regime), params,
+                    knobs={"shape": tuple(regime.shape), "regime": regime.name})
     return st.sampled_from(regimes(s)).map(case)
 
 
@@ -321,8 +323,8 @@ def _cuts(shape: tuple[int, ...], d: int | None, index: tuple[int, ...]
      "and middle dimensions and (softmax, on every dim) rows longer than 2^16",
      applies=lambda t: t.max_elements is None, inputs=scale_cases)
 def scale(s: Subject, case: Case) -> None:
-    params = {k: v for k, v in case.params.items() if not k.startswith("_")}
-    shape, dim = tuple(case.params["_shape"]), params.get("dim")
+    params = case.params
+    shape, dim = tuple(case.knobs["shape"]), params.get("dim")
     exp = expectation(s, case.x, params)
     wrong = _run(s, case.x, shape, params, exp)
     if wrong is None:
@@ -335,11 +337,11 @@ def scale(s: Subject, case: Case) -> None:
     # The index is stated in the message: the case's tensor holds the distinct units only.
     raise Violation(
         f"wrong result at index {wrong.index} of a tensor of shape {shape} "
-        f"({case.params['_regime']}; {wrong.count} of {wrong.flagged} flagged elements "
+        f"({case.knobs['regime']}; {wrong.count} of {wrong.flagged} flagged elements "
         f"confirmed, ulp error {wrong.error:.4g} above the bound {wrong.bound:g})",
         x=wrong.x, expected=wrong.expected, actual=wrong.actual, ulp_error=wrong.error,
-        case=Case(case.x, {**case.params, "_shape": shape}),
-        details={"shape": str(shape), "bound": wrong.bound, "regime": case.params["_regime"]})
+        case=dataclasses.replace(case, knobs={**case.knobs, "shape": shape}),
+        details={"shape": str(shape), "bound": wrong.bound, "regime": case.knobs["regime"]})
 
 
 __all__ = ["Regime", "ELEMENTWISE", "SOFTMAX", "regimes", "tile", "scale"]

@@ -15,10 +15,8 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from actverify.accuracy import ulp
-from actverify.properties.base import (Subject, always, elementwise, law, out_of_place,
-                                       same_bits)
-from actverify.properties.conventions import both_conventional, conventional
+from actverify.judgement import disagreement, same_bits
+from actverify.properties.base import Subject, always, elementwise, law, out_of_place
 from actverify.strategies import Case, shapes, tensors
 
 
@@ -43,43 +41,16 @@ def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor
                  backward: bool = False) -> None:
     """Fail where two ways of computing the same values disagree beyond the policy.
 
-    Strict: bit for bit.  Default: by at most two accuracy bounds, 2 B(x) ulps of the true
-    value: each of the two results may be B off the truth, on either side (a kernel's vector
-    body and scalar tail round differently in PyTorch's CPU sigmoid, docs/findings.md).
-    Activations with a zero bound (ReLU, step) stay bit for bit under both.  `allowance`
-    gives (true values, allowed ulps) for other quantities, e.g. gradients (`backward`).
-    Where the true value is undefined, two results that each follow a convention the policy
-    accepts agree (actverify/properties/conventions.py), forward and backward.
+    The rule (bits under strict, two accuracy bounds under default, conventions) is
+    `actverify.judgement.disagreement`'s.
     """
     x = case.x if x is None else x
     params = case.params if params is None else params
-    same = same_bits(y, expected).reshape(tuple(y.shape))
-    same |= both_conventional(s, x, y, expected, params, backward=backward)
-    if s.policy.correct_rounding:
-        s.fail_where(~same, message + " (strict: bit for bit)", x=x, actual=y,
-                     expected=s.values(expected), case=case)
-        return
-    if allowance is None:
-        own = {k: v for k, v in params.items() if not k.startswith("_")}
-        allowance = (s.reference(x, own), s.bound(x, own))
-    ref, bound = allowance
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the same infinity
-        gap = np.abs(s.values(y) - s.values(expected)) / ulp(ref, s.fmt)
-        bad = ~same & ~(gap <= 2 * bound)  # each side may be one bound off the truth
-    if s.policy.allow_flush:  # one side flushed a subnormal true value to zero
-        zero = (s.values(y) == 0) | (s.values(expected) == 0)
-        bad &= ~(zero & (np.abs(ref) < s.fmt.tiny))
-    # One side follows a convention the policy accepts (silu(x) = 0 where a flushed
-    # sigmoid(x) zeroes it), the other is within its bound of the truth: both are accepted.
-    with np.errstate(invalid="ignore", over="ignore"):
-        def accurate(v: torch.Tensor) -> np.ndarray:
-            values = s.values(v)
-            return (values == ref) | (np.abs(values - ref) <= bound * ulp(ref, s.fmt))
-
-        bad &= ~((conventional(s, x, y, params, backward=backward) & accurate(expected))
-                 | (conventional(s, x, expected, params, backward=backward) & accurate(y)))
-    s.fail_where(bad, message + " by more than the accuracy bound", x=x, actual=y,
-                 expected=s.values(expected), error=gap, case=case)
+    bad, gap = disagreement(s, x, y, expected, params, allowance=allowance,
+                            backward=backward)
+    how = " (strict: bit for bit)" if gap is None else " by more than the accuracy bound"
+    s.fail_where(bad, message + how, x=x, actual=y, expected=s.values(expected), error=gap,
+                 case=case)
 
 
 @law("signature", summary="the result is a tensor of the input's dtype, shape and device",
@@ -120,31 +91,25 @@ def inplace_writes_input(s: Subject, case: Case) -> None:
 def independence_cases(draw, s: Subject) -> Case:
     case = draw(s.cases(shape=shapes(min_dims=1, max_dims=1, allow_empty=False)))
     n = case.x.numel()
-    case.params["_skip"] = draw(st.integers(1, max(1, min(n - 1, 70)))) if n > 1 else 0
-    case.params["_pad"] = draw(st.integers(1, 70))
-    case.params["_seed"] = draw(st.integers(0, 2**16))
+    case.knobs = {"skip": draw(st.integers(1, max(1, min(n - 1, 70)))) if n > 1 else 0,
+                  "pad": draw(st.integers(1, 70)), "seed": draw(st.integers(0, 2**16))}
     return case
-
-
-def _split(params: dict) -> tuple[dict, dict]:
-    own = {k: v for k, v in params.items() if not k.startswith("_")}
-    return own, {k: v for k, v in params.items() if k.startswith("_")}
 
 
 @law("elementwise_independence", summary="an element's result does not depend on its "
      "neighbours, its position or the tensor's size (vector body and scalar tail agree)",
      applies=elementwise, inputs=lambda s: independence_cases(s))
 def elementwise_independence(s: Subject, case: Case) -> None:
-    params, knobs = _split(case.params)
+    params, knobs = case.params, case.knobs
     x = case.x
     y = s.call(x, params)
-    k = knobs["_skip"]
+    k = knobs["skip"]
     inconsistent(s, case, s.call(x[k:].clone(), params), y[k:],
            f"results change when the tensor starts {k} elements later", x=x[k:])
-    g = torch.Generator().manual_seed(knobs["_seed"])
-    pad = torch.randn(knobs["_pad"], generator=g, dtype=torch.float64).to(x.dtype).to(x.device)
+    g = torch.Generator().manual_seed(knobs["seed"])
+    pad = torch.randn(knobs["pad"], generator=g, dtype=torch.float64).to(x.dtype).to(x.device)
     inconsistent(s, case, s.call(torch.cat([x, pad]), params)[: x.numel()], y,
-           f"results change when {knobs['_pad']} elements are appended")
+           f"results change when {knobs['pad']} elements are appended")
     perm = torch.randperm(x.numel(), generator=g).to(x.device)
     inconsistent(s, case, s.call(x[perm], params), y[perm],
            "results change when the elements are permuted", x=x[perm])
@@ -154,17 +119,17 @@ def elementwise_independence(s: Subject, case: Case) -> None:
 def row_cases(draw, s: Subject) -> Case:
     x = draw(tensors(fmt=s.fmt, device=s.device,
                      shape=shapes(min_dims=2, max_dims=3, allow_empty=False)))
-    return Case(x, {**draw(s.params(x.ndim)), "_seed": draw(st.integers(0, 2**16))})
+    return Case(x, draw(s.params(x.ndim)), knobs={"seed": draw(st.integers(0, 2**16))})
 
 
 @law("row_independence", summary="softmax of one row does not depend on the other rows",
      applies=lambda t: not t.spec.elementwise, inputs=lambda s: row_cases(s))
 def row_independence(s: Subject, case: Case) -> None:
-    params, knobs = _split(case.params)
+    params, knobs = case.params, case.knobs
     dim = params["dim"] % case.x.ndim
     other = (dim + 1) % case.x.ndim  # a dimension along which rows are independent
     y = s.call(case.x, params)
-    g = torch.Generator().manual_seed(knobs["_seed"])
+    g = torch.Generator().manual_seed(knobs["seed"])
     keep = torch.randperm(case.x.shape[other], generator=g)[: max(1, case.x.shape[other] // 2)]
     keep = keep.to(case.x.device)
     sub = case.x.index_select(other, keep)

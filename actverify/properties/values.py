@@ -8,10 +8,9 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from actverify.accuracy import compare
 from actverify.properties.base import (Subject, always, elementwise, law,
                                        observe)
-from actverify.properties.conventions import stated
+from actverify.judgement import judge, stated
 from actverify.strategies import Case, seam_values, shapes
 
 
@@ -19,22 +18,13 @@ def everything(s: Subject) -> st.SearchStrategy[Case]:
     return s.cases()
 
 
-def judge(s: Subject, case: Case, y: torch.Tensor):
-    """Compare y with the reference under the policy; conventions accepted under default."""
-    ref = s.reference(case.x, case.params)
-    cmp = compare(y, ref, fmt=s.fmt, bound=s.bound(case.x, case.params), policy=s.policy,
-                  zero_sign_specified=s.spec.zero_sign == "specified")
-    accepted = stated(s.spec, s.policy, s.values(case.x), s.values(y).reshape(ref.shape),
-                      case.params)
-    return cmp, ref, cmp.bad & ~accepted, accepted
-
-
 @law("accuracy", summary="every result is within the accuracy bound of the true value (ULPs)",
      applies=always, inputs=everything)
 def accuracy(s: Subject, case: Case) -> None:
     y = s.call(case.x, case.params)
-    cmp, ref, bad, accepted = judge(s, case, y)
-    worst = cmp.counted_max(accepted)
+    judged = judge(s, case.x, y, case.params)
+    cmp, ref, bad = judged.comparison, judged.reference, judged.bad
+    worst = cmp.counted_max(judged.accepted)
     if worst is not None:  # steer the search toward inputs with large errors
         if currently_in_test_context():  # not when a saved case is replayed
             # Hypothesis needs a finite score: a NaN result (an infinite error) is the largest.
@@ -105,7 +95,7 @@ def monotonic(s: Subject, case: Case) -> None:
     bad = np.concatenate([[False], ~pair_ok])
     s.fail_where(bad, "output decreases although the input increases (x is the larger input "
                  "of the pair; expected is the output at the smaller one)", x=ordered, actual=y,
-                 expected=np.concatenate([[np.nan], yv[:-1]]), case=Case(ordered, case.params))
+                 expected=np.concatenate([[np.nan], yv[:-1]]), case=case.with_input(ordered))
 
 
 @st.composite
@@ -115,7 +105,7 @@ def _with_nans(draw, s: Subject) -> Case:
     where = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=min(n, 8)))
     x = case.x.flatten().clone()
     x[torch.tensor(where, device=x.device)] = float("nan")
-    return Case(x.reshape(case.x.shape), case.params)
+    return case.with_input(x.reshape(case.x.shape))
 
 
 @law("nan_propagation", summary="NaN in gives NaN out (the whole row for softmax), or the "
