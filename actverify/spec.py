@@ -155,7 +155,7 @@ class ActivationSpec:
     range: Callable[[Params], tuple[float, float]] | None = None
     discrete_values: frozenset[float] | None = None  # every output lies in this set (step)
     # Values at -inf and +inf (IEEE evaluation of the definition), None where not stated.
-    limits: Callable[[Params], tuple[float, float]] | None = None
+    at_infinity: Callable[[Params], tuple[float, float]] | None = None
     # Non-decreasing for these parameters (leaky ReLU with a negative slope is not); None:
     # for no parameters (SiLU and GELU have a minimum).
     monotone: Callable[[Params], bool] | None = lambda params: True

@@ -1245,7 +1245,7 @@ def _specials(s: Subject, params: dict, *, backward: bool) -> list[dict]:
         return [{"name": "all", "ok": False, "reason": str(exc)}]
     cmp, ref, bad, accepted = _judged(s, x, y, params)
     yv = s.values(y)
-    limits = spec.limits(params) if spec.limits is not None else None
+    limits = spec.at_infinity(params) if spec.at_infinity is not None else None
     grad = None
     if backward:
         g = torch.ones_like(x)

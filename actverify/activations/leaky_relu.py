@@ -80,7 +80,7 @@ SPEC = ActivationSpec(
                               "rounded product (0.5 ulp)"),
         "float64": Bound(0.5, "one correctly rounded product with the exact float64 slope"),
     },
-    limits=lambda p: (
+    at_infinity=lambda p: (
         float("nan") if p["negative_slope"] == 0 else -np.sign(p["negative_slope"]) * np.inf,
         float("inf"),
     ),

@@ -77,7 +77,7 @@ SPEC = ActivationSpec(
     bounds={"float16": _TRANSCENDENTAL_16, "bfloat16": _TRANSCENDENTAL_16,
             "float32": _WIDE, "float64": _WIDE},
     range=lambda p: (0.0, 1.0),
-    limits=lambda p: (0.0, 1.0),
+    at_infinity=lambda p: (0.0, 1.0),
     point_symmetry=0.5,
     relations=(Relation(text="sigmoid(x) = (1 + tanh(x/2)) / 2", partner="tanh",
                         inner=lambda x: x / 2, outer=lambda x, t: (1 + t) / 2,

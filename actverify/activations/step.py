@@ -41,7 +41,7 @@ SPEC = ActivationSpec(
     bounds=every_dtype(_EXACT),
     range=lambda p: (0.0, 1.0),
     discrete_values=frozenset({0.0, 1.0}),
-    limits=lambda p: (0.0, 1.0),
+    at_infinity=lambda p: (0.0, 1.0),
     accepted=lambda x, y, params: np.isnan(x) & (y == 0),
     thresholds=thresholds,
     fast_reference=fast_reference,

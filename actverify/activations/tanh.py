@@ -54,7 +54,7 @@ SPEC = ActivationSpec(
     bounds={"float16": _TRANSCENDENTAL_16, "bfloat16": _TRANSCENDENTAL_16,
             "float32": _WIDE, "float64": _WIDE},
     range=lambda p: (-1.0, 1.0),
-    limits=lambda p: (-1.0, 1.0),
+    at_infinity=lambda p: (-1.0, 1.0),
     point_symmetry=0.0,
     relations=(Relation(text="tanh(x) = 2 sigmoid(2x) - 1", partner="sigmoid",
                         inner=lambda x: 2 * x, outer=lambda x, s: 2 * s - 1,

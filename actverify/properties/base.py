@@ -104,6 +104,15 @@ def _time_limit(target_key: int):
         _hung(target_key)
 
 
+def mismatch(x: torch.Tensor, y: torch.Tensor) -> str | None:
+    """How y differs from x in dtype, shape or device, in words; None if it does not."""
+    for what, got, want in (("dtype", y.dtype, x.dtype), ("shape", tuple(y.shape),
+                            tuple(x.shape)), ("device", y.device, x.device)):
+        if got != want:
+            return f"a result of {what} {got} for an input of {what} {want}"
+    return None
+
+
 @dataclass(frozen=True)
 class Subject:
     """One target examined on one format and device under one accuracy policy."""
@@ -118,8 +127,11 @@ class Subject:
         return self.target.spec
 
     def call(self, x: torch.Tensor, params: dict | None = None, *, fn: Callable | None = None,
-             inplace: bool | None = None) -> torch.Tensor:
-        """Call the target (or `fn`) as a user would, on a private copy if it works in place."""
+             inplace: bool | None = None, checked: bool = True) -> torch.Tensor:
+        """Call the target (or `fn`) as a user would, on a private copy if it works in place.
+        Every property needs a result of the input's dtype, shape and device: a call raises
+        TargetMisbehaved for any other, unless `checked` is false (the properties that are
+        about exactly that: `signature`, `empty_and_scalar`)."""
         fn = fn or self.target.fn
         inplace = self.target.inplace if inplace is None else inplace
         if is_stand_in(self.device):  # the stand-in second device runs kernels in a child
@@ -139,11 +151,9 @@ class Subject:
             raise TargetMisbehaved(f"the target called sys.exit({exc.code!r})") from exc
         if not isinstance(y, torch.Tensor):
             raise TargetMisbehaved(f"the target returned {type(y).__name__}, not a tensor")
-        for what, got, want in (("dtype", y.dtype, x.dtype), ("shape", tuple(y.shape),
-                                tuple(x.shape)), ("device", y.device, x.device)):
-            if got != want:  # every property needs this; `signature` names it
-                raise TargetMisbehaved(f"the target returned a result of {what} {got} for an "
-                                       f"input of {what} {want}")
+        wrong = mismatch(x, y) if checked else None
+        if wrong is not None:
+            raise TargetMisbehaved(f"the target returned {wrong}")
         return y
 
     def running_target(self):
@@ -240,10 +250,11 @@ class Property:
 _PROPERTIES: dict[str, Property] = {}
 
 
-def law(name: str, *, summary: str, applies: Applies,
-        inputs: Callable[[Subject], st.SearchStrategy[Case]], kind: str = "forward",
-        formats: tuple[str, ...] | None = None, off_cpu: bool = False):
-    """Register the decorated check as the property `name`."""
+def define(name: str, *, summary: str, applies: Applies,
+           inputs: Callable[[Subject], st.SearchStrategy[Case]], kind: str = "forward",
+           formats: tuple[str, ...] | None = None, off_cpu: bool = False):
+    """Define the property `name`: the decorated function is its check (draw -> call ->
+    assert), `inputs` builds its strategy for a subject, `applies` says for which targets."""
 
     def register(check: Callable[[Subject, Case], None]) -> Property:
         if name in _PROPERTIES:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from actverify.accuracy import compare, ulp
 from actverify.judgement import (at_kink_within_subdifferential, both_conventional, conventional,
                                  gradient_bad, own_output_error, second_tolerance, tolerance)
-from actverify.properties.base import Subject, TargetMisbehaved, Violation, law, observe
+from actverify.properties.base import Subject, TargetMisbehaved, Violation, define, observe
 from actverify.properties.semantics import differ, inconsistent, not_canonical
 from actverify.strategies import LAYOUTS, Case, apply_layout, seam_values, shapes
 
@@ -68,7 +68,7 @@ def upstream_inputs(s: Subject) -> st.SearchStrategy[Case]:
     return with_upstream(s)
 
 
-@law("gradient_accuracy", summary="autograd's gradient matches the analytic derivative "
+@define("gradient_accuracy", summary="autograd's gradient matches the analytic derivative "
      "(times a random upstream gradient) within the accuracy bounds, on every dtype",
      applies=differentiable, inputs=upstream_inputs, kind="backward")
 def gradient_accuracy(s: Subject, case: Case) -> None:
@@ -90,7 +90,7 @@ def gradient_accuracy(s: Subject, case: Case) -> None:
                  case=case, bounds=cmp.bound)
 
 
-@law("gradient_linearity", summary="the backward is linear in the upstream gradient: doubling "
+@define("gradient_linearity", summary="the backward is linear in the upstream gradient: doubling "
      "g doubles the gradient exactly, and (element-wise) a zero g gives a zero gradient",
      applies=differentiable, inputs=upstream_inputs, kind="backward")
 def gradient_linearity(s: Subject, case: Case) -> None:
@@ -124,7 +124,7 @@ def gradient_linearity(s: Subject, case: Case) -> None:
                      expected=np.zeros(a.shape), case=case)
 
 
-@law("gradient_layout_invariance", summary="transposed, strided, offset, expanded and "
+@define("gradient_layout_invariance", summary="transposed, strided, offset, expanded and "
      "channels_last inputs give the gradient of the contiguous input (within two accuracy "
      "bounds); every layout that applies, in every example", applies=differentiable,
      inputs=lambda s: with_upstream(s, allow_empty=False, min_dims=2), kind="backward")
@@ -148,7 +148,7 @@ def gradient_layout_invariance(s: Subject, case: Case) -> None:
                      "input's)", allowance=allowance, backward=True)
 
 
-@law("backward_leaves_inputs", summary="the backward leaves its saved input, the forward's "
+@define("backward_leaves_inputs", summary="the backward leaves its saved input, the forward's "
      "output and the upstream gradient untouched, bit for bit", applies=differentiable,
      inputs=upstream_inputs, kind="backward")
 def backward_leaves_inputs(s: Subject, case: Case) -> None:
@@ -176,7 +176,7 @@ def derivative_of(s: Subject, x: torch.Tensor, params: dict) -> torch.Tensor:
     return gradient(s, x, torch.ones_like(x), params)
 
 
-@law("derivative_range", summary="sigmoid' in [0, 1/4] and tanh' in [0, 1], with the maximum "
+@define("derivative_range", summary="sigmoid' in [0, 1/4] and tanh' in [0, 1], with the maximum "
      "exactly at 0", applies=lambda t: differentiable(t) and t.spec.derivative.range is not None,
      inputs=ones_like_cases, kind="backward")
 def derivative_range(s: Subject, case: Case) -> None:
@@ -193,7 +193,7 @@ def derivative_range(s: Subject, case: Case) -> None:
                      f"{d.peak[1]}", x=at, actual=top, expected=np.array([d.peak[1]]), case=case)
 
 
-@law("derivative_shape", summary="sigmoid' and tanh' are even and non-increasing in |x| "
+@define("derivative_shape", summary="sigmoid' and tanh' are even and non-increasing in |x| "
      "(within the accuracy bounds)", applies=lambda t: differentiable(t) and t.spec.derivative.even,
      inputs=ones_like_cases, kind="backward")
 def derivative_shape(s: Subject, case: Case) -> None:
@@ -219,7 +219,7 @@ def derivative_shape(s: Subject, case: Case) -> None:
                  expected=np.concatenate([[np.nan], ranked[:-1]])[back], case=case)
 
 
-@law("derivative_pieces", summary="relu' and leaky' are 1 for x > 0 and the slope (0 for relu) "
+@define("derivative_pieces", summary="relu' and leaky' are 1 for x > 0 and the slope (0 for relu) "
      "for x < 0; at the kink, PyTorch's convention (or any subgradient with kink='math')",
      applies=lambda t: differentiable(t) and t.spec.derivative.piecewise_constant,
      inputs=ones_like_cases, kind="backward")
@@ -254,7 +254,7 @@ def derivative_pieces(s: Subject, case: Case) -> None:
                      expected=np.full(2, kink.pytorch), case=case)
 
 
-@law("second_derivative", summary="the second derivative (double backward) matches the "
+@define("second_derivative", summary="the second derivative (double backward) matches the "
      "analytic one: sigmoid'' = sigmoid'(1 - 2 sigmoid), tanh'' = -2 tanh tanh'",
      applies=lambda t: differentiable(t) and t.spec.derivative.second is not None,
      inputs=ones_like_cases, kind="backward")
@@ -285,7 +285,7 @@ def smooth_points(draw, s: Subject) -> Case:
     return Case(x, params)
 
 
-@law("gradcheck", summary="torch.autograd.gradcheck and gradgradcheck pass in float64",
+@define("gradcheck", summary="torch.autograd.gradcheck and gradgradcheck pass in float64",
      applies=differentiable, inputs=lambda s: smooth_points(s), kind="backward",
      formats=("float64",))
 def gradcheck(s: Subject, case: Case) -> None:
@@ -301,7 +301,7 @@ def gradcheck(s: Subject, case: Case) -> None:
             raise Violation(f"{check.__name__} returned False", case=case)
 
 
-@law("gradient_entry_points_agree", summary="the nn module, torch.*, in-place forms and custom "
+@define("gradient_entry_points_agree", summary="the nn module, torch.*, in-place forms and custom "
      "kernels give the gradient of PyTorch's functional form", applies=lambda t:
      differentiable(t) and not_canonical(t), inputs=upstream_inputs, kind="backward")
 def gradient_entry_points_agree(s: Subject, case: Case) -> None:
@@ -315,7 +315,7 @@ def gradient_entry_points_agree(s: Subject, case: Case) -> None:
                  allowance=tolerance(s, x, g, case.params), backward=True)
 
 
-@law("no_gradient", summary="an activation without a derivative (step) has a backward that "
+@define("no_gradient", summary="an activation without a derivative (step) has a backward that "
      "raises, as PyTorch's heaviside does; the default policy also accepts zeros (the "
      "derivative almost everywhere)", applies=lambda t: t.spec.derivative is None,
      inputs=ones_like_cases, kind="backward")
@@ -337,7 +337,7 @@ def no_gradient(s: Subject, case: Case) -> None:
                      x=case.x, actual=gx, expected=np.zeros(v.shape), case=case)
 
 
-@law("softmax_vjp_sums_to_zero", summary="softmax's vector-Jacobian product sums to zero along "
+@define("softmax_vjp_sums_to_zero", summary="softmax's vector-Jacobian product sums to zero along "
      "dim (within the rows' accuracy bounds, about n ulp ||g||)",
      applies=lambda t: t.activation == "softmax" and differentiable(t),
      inputs=lambda s: with_upstream(s, allow_empty=False),
@@ -368,7 +368,7 @@ def small_rows(draw, s: Subject) -> Case:
     return Case(x.to(s.fmt.dtype).to(s.device), {"dim": 0})
 
 
-@law("softmax_jacobian", summary="softmax's Jacobian (built from one-hot VJPs) is symmetric and "
+@define("softmax_jacobian", summary="softmax's Jacobian (built from one-hot VJPs) is symmetric and "
      "each row sums to zero, within the accuracy bounds",
      applies=lambda t: t.activation == "softmax" and differentiable(t),
      inputs=lambda s: small_rows(s), kind="backward")

@@ -11,7 +11,7 @@ import dataclasses
 import torch
 
 from actverify.judgement import same_bits
-from actverify.properties.base import Subject, always, law
+from actverify.properties.base import Subject, always, define
 from actverify.properties.derivatives import (differentiable, gradient, tolerance,
                                               upstream_inputs)
 from actverify.properties.semantics import inconsistent, with_layouts
@@ -39,7 +39,7 @@ def _agree(s: Subject, case: Case, here: torch.Tensor, cpu: torch.Tensor, what: 
                      f"{what} differs from the CPU's", allowance=allowance)
 
 
-@law("cross_device", summary="results on the accelerator equal PyTorch's CPU results (bit for "
+@define("cross_device", summary="results on the accelerator equal PyTorch's CPU results (bit for "
      "bit for ReLU, leaky ReLU and step, a zero's sign where specified; within the accuracy "
      "model otherwise)",
      applies=always, inputs=with_layouts, off_cpu=True)
@@ -49,7 +49,7 @@ def cross_device(s: Subject, case: Case) -> None:
     _agree(s, case, here, cpu, f"{s.target.name} on {s.device}")
 
 
-@law("cross_device_gradient", summary="gradients on the accelerator equal PyTorch's CPU "
+@define("cross_device_gradient", summary="gradients on the accelerator equal PyTorch's CPU "
      "gradients (same rule as cross_device)", applies=differentiable, inputs=upstream_inputs,
      kind="backward", off_cpu=True)
 def cross_device_gradient(s: Subject, case: Case) -> None:

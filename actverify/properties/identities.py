@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from actverify.accuracy import compare
 from actverify.judgement import point_symmetry_bad, relation_bad
-from actverify.properties.base import Subject, activation, law
+from actverify.properties.base import Subject, activation, define
 from actverify.spec import get_spec
 from actverify.strategies import Case
 
@@ -22,7 +22,7 @@ def finite_cases(s: Subject) -> st.SearchStrategy[Case]:
     return s.cases(allow_nan=False, allow_infinity=False)
 
 
-@law("point_symmetry", summary="f(-x) = 2c - f(x): sigmoid(-x) = 1 - sigmoid(x), tanh odd "
+@define("point_symmetry", summary="f(-x) = 2c - f(x): sigmoid(-x) = 1 - sigmoid(x), tanh odd "
      "(the sign of zero included where the spec specifies it)",
      applies=lambda t: t.spec.point_symmetry is not None, inputs=finite_cases)
 def point_symmetry(s: Subject, case: Case) -> None:
@@ -35,7 +35,7 @@ def point_symmetry(s: Subject, case: Case) -> None:
                  "actual is f(-x))", x=case.x, actual=y_neg, expected=2 * c - a, case=case)
 
 
-@law("identity", summary="the identities each spec states with related activations "
+@define("identity", summary="the identities each spec states with related activations "
      "(tanh(x) = 2 sigmoid(2x) - 1, silu(x) = x sigmoid(x), f(x) - f(-x) = x, ...), against "
      "PyTorch's own partner, within both sides' accuracy bounds",
      applies=lambda t: bool(t.spec.relations), inputs=finite_cases)
@@ -55,7 +55,7 @@ def identity(s: Subject, case: Case) -> None:
                      "the right-hand side)", x=x, actual=y, expected=rhs, case=case)
 
 
-@law("positive_identity", summary="f(x) = x bit for bit for every x > 0 (+inf included)",
+@define("positive_identity", summary="f(x) = x bit for bit for every x > 0 (+inf included)",
      applies=lambda t: t.spec.identity_on_positive,
      inputs=lambda s: s.cases())
 def positive_identity(s: Subject, case: Case) -> None:
@@ -65,7 +65,7 @@ def positive_identity(s: Subject, case: Case) -> None:
                  expected=xv, case=case)
 
 
-@law("negative_slope", summary="for x < 0, leaky_relu(x) = negative_slope * x within the "
+@define("negative_slope", summary="for x < 0, leaky_relu(x) = negative_slope * x within the "
      "accuracy bound, for any real slope (0, tiny, default, 1, above 1, negative)",
      applies=activation("leaky_relu"),
      inputs=lambda s: s.cases(allow_nan=False))

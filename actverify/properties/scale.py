@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from actverify.accuracy import compare, ulp
 from actverify.dtypes import FloatFormat
-from actverify.properties.base import Subject, Violation, law
+from actverify.properties.base import Subject, Violation, define
 from actverify.strategies import Case, neighbourhood
 
 # Prime periods: no SIMD width, tile, row length or power of two is a multiple of them, so a
@@ -318,7 +318,7 @@ def _cuts(shape: tuple[int, ...], d: int | None, index: tuple[int, ...]
     return sorted((c for c in tried if c != shape), key=math.prod)
 
 
-@law("scale", summary="results stay within the accuracy bound at every position of tensors "
+@define("scale", summary="results stay within the accuracy bound at every position of tensors "
      "of 2^23 to 2^25 elements, past 2^24 elements, with more than 65,535 rows along the first "
      "and middle dimensions and (softmax, on every dim) rows longer than 2^16",
      applies=lambda t: t.max_elements is None, inputs=scale_cases)
@@ -344,4 +344,3 @@ def scale(s: Subject, case: Case) -> None:
         details={"shape": str(shape), "bound": wrong.bound, "regime": case.knobs["regime"]})
 
 
-__all__ = ["Regime", "ELEMENTWISE", "SOFTMAX", "regimes", "tile", "scale"]

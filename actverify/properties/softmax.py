@@ -9,7 +9,7 @@ import torch
 from hypothesis import strategies as st
 
 from actverify.accuracy import reference_dtype, ulp
-from actverify.properties.base import Subject, activation, law
+from actverify.properties.base import Subject, activation, define
 from actverify.strategies import Case, shapes
 
 softmax_only = activation("softmax")
@@ -25,7 +25,7 @@ def finite_rows(s: Subject) -> st.SearchStrategy[Case]:
     return s.cases(allow_nan=False, allow_infinity=False)
 
 
-@law("softmax_sums_to_one", summary="each row along dim sums to one within the rows' "
+@define("softmax_sums_to_one", summary="each row along dim sums to one within the rows' "
      "accuracy bounds (about n ulp)", applies=softmax_only, inputs=finite_rows)
 def sums_to_one(s: Subject, case: Case) -> None:
     if case.x.numel() == 0:
@@ -58,7 +58,7 @@ def shifted(draw, s: Subject) -> Case:
                 other=(x + m * 2.0**e).to(s.fmt.dtype).to(s.device))
 
 
-@law("softmax_shift_invariance", summary="softmax(x + c) = softmax(x) within the accuracy "
+@define("softmax_shift_invariance", summary="softmax(x + c) = softmax(x) within the accuracy "
      "bounds, for exact shifts up to the format's range (naive exp overflows here)",
      applies=softmax_only, inputs=lambda s: shifted(s))
 def shift_invariance(s: Subject, case: Case) -> None:
@@ -73,7 +73,7 @@ def shift_invariance(s: Subject, case: Case) -> None:
                  expected=s.values(y), case=case)
 
 
-@law("softmax_order", summary="order within a row is kept: x_i < x_j gives s_i <= s_j "
+@define("softmax_order", summary="order within a row is kept: x_i < x_j gives s_i <= s_j "
      "(so the argmax is kept)", applies=softmax_only, inputs=finite_rows)
 def order_kept(s: Subject, case: Case) -> None:
     if case.x.numel() == 0:
@@ -116,7 +116,7 @@ def special_rows(draw, s: Subject) -> Case:
     return Case(x.t() if transpose else x, {"dim": 0 if transpose else -1})
 
 
-@law("softmax_special_rows", summary="masked (-inf) entries give exactly 0 and the row stays "
+@define("softmax_special_rows", summary="masked (-inf) entries give exactly 0 and the row stays "
      "finite; rows of only -inf and rows with +inf follow the documented convention",
      applies=softmax_only, inputs=lambda s: special_rows(s))
 def special_rows_law(s: Subject, case: Case) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from actverify.properties.base import (Subject, always, elementwise, law,
+from actverify.properties.base import (Subject, always, elementwise, define,
                                        observe)
 from actverify.judgement import judge, stated
 from actverify.strategies import Case, seam_values, shapes
@@ -18,7 +18,7 @@ def everything(s: Subject) -> st.SearchStrategy[Case]:
     return s.cases()
 
 
-@law("accuracy", summary="every result is within the accuracy bound of the true value (ULPs)",
+@define("accuracy", summary="every result is within the accuracy bound of the true value (ULPs)",
      applies=always, inputs=everything)
 def accuracy(s: Subject, case: Case) -> None:
     y = s.call(case.x, case.params)
@@ -36,7 +36,7 @@ def accuracy(s: Subject, case: Case) -> None:
                  expected=ref, error=cmp.error, case=case, bounds=cmp.bound)
 
 
-@law("range", summary="finite outputs stay in the activation's range (and discrete set)",
+@define("range", summary="finite outputs stay in the activation's range (and discrete set)",
      applies=lambda t: t.spec.range is not None, inputs=everything)
 def value_range(s: Subject, case: Case) -> None:
     y = s.call(case.x, case.params)
@@ -65,11 +65,11 @@ def infinities(s: Subject) -> st.SearchStrategy[Case]:
     return draw()
 
 
-@law("limits", summary="f(-inf) and f(+inf) are the activation's limits, exactly",
-     applies=lambda t: t.spec.limits is not None, inputs=infinities)
+@define("limits", summary="f(-inf) and f(+inf) are the activation's limits, exactly",
+     applies=lambda t: t.spec.at_infinity is not None, inputs=infinities)
 def limits(s: Subject, case: Case) -> None:
     y = s.call(case.x, case.params)
-    lo, hi = s.spec.limits(case.params)
+    lo, hi = s.spec.at_infinity(case.params)
     xv, yv = s.values(case.x), s.values(y)
     expected = np.where(xv < 0, lo, hi)
     wrong = ~((yv == expected) | (np.isnan(yv) & np.isnan(expected)))
@@ -80,7 +80,7 @@ def sortable(s: Subject) -> st.SearchStrategy[Case]:
     return s.cases(monotone_only=True)
 
 
-@law("monotonic", summary="non-decreasing over the whole sorted input, every adjacent pair",
+@define("monotonic", summary="non-decreasing over the whole sorted input, every adjacent pair",
      applies=lambda t: elementwise(t) and t.spec.monotone is not None, inputs=sortable)
 def monotonic(s: Subject, case: Case) -> None:
     # The drawn values and, in every example, a dense probe of the seams where kernels switch
@@ -108,7 +108,7 @@ def _with_nans(draw, s: Subject) -> Case:
     return case.with_input(x.reshape(case.x.shape))
 
 
-@law("nan_propagation", summary="NaN in gives NaN out (the whole row for softmax), or the "
+@define("nan_propagation", summary="NaN in gives NaN out (the whole row for softmax), or the "
      "activation's documented convention under the default policy",
      applies=always, inputs=lambda s: _with_nans(s))
 def nan_propagation(s: Subject, case: Case) -> None:
