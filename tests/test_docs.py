@@ -16,5 +16,5 @@ def test_accuracy_doc_tables_match_the_specs(backward: bool) -> None:
     start, end = f"<!-- {marker}:start -->\n", f"\n<!-- {marker}:end -->"
     table = text[text.index(start) + len(start): text.index(end)]
     assert table == bounds_markdown(backward=backward), (
-        f"docs/accuracy.md's {marker} is stale; regenerate it from "
-        f"actverify.accuracy.bounds_markdown(backward={backward})")
+        f"docs/accuracy.md's {marker} is stale; regenerate it: "
+        "python docs/generate.py")

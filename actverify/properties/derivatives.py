@@ -176,8 +176,9 @@ def derivative_of(s: Subject, x: torch.Tensor, params: dict) -> torch.Tensor:
     return gradient(s, x, torch.ones_like(x), params)
 
 
-@define("derivative_range", summary="sigmoid' in [0, 1/4] and tanh' in [0, 1], with the maximum "
-     "exactly at 0", applies=lambda t: differentiable(t) and t.spec.derivative.range is not None,
+@define("derivative_range", summary="f' stays in the range its spec states (sigmoid': "
+        "[0, 1/4]), with the stated maximum exactly at its point",
+     applies=lambda t: differentiable(t) and t.spec.derivative.range is not None,
      inputs=ones_like_cases, kind="backward")
 def derivative_range(s: Subject, case: Case) -> None:
     d = s.spec.derivative
@@ -193,8 +194,9 @@ def derivative_range(s: Subject, case: Case) -> None:
                      f"{d.peak[1]}", x=at, actual=top, expected=np.array([d.peak[1]]), case=case)
 
 
-@define("derivative_shape", summary="sigmoid' and tanh' are even and non-increasing in |x| "
-     "(within the accuracy bounds)", applies=lambda t: differentiable(t) and t.spec.derivative.even,
+@define("derivative_shape", summary="f' is even and non-increasing in |x| where the spec "
+        "says so (sigmoid', tanh'), within the accuracy bounds",
+     applies=lambda t: differentiable(t) and t.spec.derivative.even,
      inputs=ones_like_cases, kind="backward")
 def derivative_shape(s: Subject, case: Case) -> None:
     # As `monotonic`: the seams where kernels switch formulas are probed in every example.
@@ -219,8 +221,9 @@ def derivative_shape(s: Subject, case: Case) -> None:
                  expected=np.concatenate([[np.nan], ranked[:-1]])[back], case=case)
 
 
-@define("derivative_pieces", summary="relu' and leaky' are 1 for x > 0 and the slope (0 for relu) "
-     "for x < 0; at the kink, PyTorch's convention (or any subgradient with kink='math')",
+@define("derivative_pieces", summary="a piecewise-constant f' is 1 for x > 0 and the "
+        "spec's slope for x < 0; at a kink, PyTorch's convention (or any subgradient with "
+        "kink='math')",
      applies=lambda t: differentiable(t) and t.spec.derivative.piecewise_constant,
      inputs=ones_like_cases, kind="backward")
 def derivative_pieces(s: Subject, case: Case) -> None:
@@ -255,7 +258,7 @@ def derivative_pieces(s: Subject, case: Case) -> None:
 
 
 @define("second_derivative", summary="the second derivative (double backward) matches the "
-     "analytic one: sigmoid'' = sigmoid'(1 - 2 sigmoid), tanh'' = -2 tanh tanh'",
+        "spec's analytic one within the accuracy bounds",
      applies=lambda t: differentiable(t) and t.spec.derivative.second is not None,
      inputs=ones_like_cases, kind="backward")
 def second_derivative(s: Subject, case: Case) -> None:
