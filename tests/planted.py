@@ -741,6 +741,25 @@ def gelu_erf_in_bfloat16(x: torch.Tensor, approximate: str = "none") -> torch.Te
     return (h * gate).to(x.dtype)
 
 
+@planted("elu", "accuracy", evidence="result differs from the true value")
+def elu_exp_minus_one(x: torch.Tensor) -> torch.Tensor:
+    """e^x - 1 written out instead of expm1: it cancels near 0, elu(-1e-6) loses every digit
+    but the first few.  Caught by `accuracy`."""
+    return torch.where(x > 0, x, torch.exp(x) - 1)
+
+
+_EluGradExpOfOutput = custom_function(
+    F.elu, lambda x, y, g: g * torch.where(x > 0, torch.ones_like(y), torch.exp(y)),
+    "EluGradExpOfOutput")
+
+
+@planted("elu", "gradient_accuracy", evidence="gradient differs from the analytic derivative")
+def elu_backward_exp_of_output(x: torch.Tensor) -> torch.Tensor:
+    """Backward e^y instead of e^x for x <= 0: the saved output read as if it were the input
+    (right at 0 and nowhere else below it).  Caught by `gradient_accuracy`."""
+    return _EluGradExpOfOutput.apply(x)
+
+
 _SiluGradNoProduct = custom_function(
     F.silu, lambda x, y, g: g * torch.sigmoid(x), "SiluGradNoProduct")
 _GeluTanhGradForErf = custom_function(

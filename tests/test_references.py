@@ -39,6 +39,7 @@ TRUE: dict[str, tuple[str, dict, Callable[[mpmath.mpf], mpmath.mpf]]] = {
     "silu": ("silu", {}, lambda x: x / (1 + mpmath.exp(-x))),
     "gelu": ("gelu", {}, lambda x: x * mpmath.ncdf(x)),
     "gelu_tanh": ("gelu", {"approximate": "tanh"}, _gelu_tanh),
+    "elu": ("elu", {}, lambda x: x if x > 0 else mpmath.expm1(x)),
 }
 
 # Grids that cross every branch of the references: the series/continued-fraction seam of
