@@ -110,13 +110,13 @@ def _run(plan: Plan, run: Callable[[str, str, str], Outcome], *, json_file: Path
     if not plan.backward:
         report.skip("declared by the target: no backward", kind="backward")
     for s in plan.subjects:
-        if not s.supported:
-            report.skip("outside what the target declares", dtype=s.dtype, device=s.device)
+        if s.why_not:
+            report.skip(s.why_not, dtype=s.dtype, device=s.device)
     with report.running(), Progress(console=console, transient=True) as progress:
         task = progress.add_task("checking", total=plan.size)
         for s in plan.subjects:
             progress.update(task, description=f"{plan.target} {s.dtype} {s.device}")
-            for name in s.properties:
+            for name in s.to_run:
                 report.add(run(s.dtype, s.device, name))
                 progress.advance(task)
     return report
