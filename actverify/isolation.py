@@ -20,6 +20,7 @@ and the report says how to raise the limit.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -30,10 +31,15 @@ from collections.abc import Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actverify.errors import UsageError
-from actverify.plan import Plan
-from actverify.runner import Failure, Outcome, mark_timed_out
+
+if TYPE_CHECKING:  # imported where used: `prestart` runs before this process imports torch
+    from actverify.plan import Plan
+    from actverify.runner import Outcome
+
+THREADS_ENV = "OMP_NUM_THREADS"  # the parent's thread count, resolved after a prestart
 
 POLL_SECONDS = 0.05  # how often the parent looks at the worker while it runs a property
 
@@ -71,10 +77,12 @@ def _worker(conn: Connection) -> None:
     from actverify.plan import plan_check
     from actverify.profiles import profile_settings
     from actverify.properties import Subject, all_properties, base
-    from actverify.runner import run_property
+    from actverify.runner import Outcome, run_property
     from actverify.targets import resolve_target
 
     a = conn.recv()
+    if a["threads"] is not None:  # the parent's --threads / OMP_NUM_THREADS (threads.py)
+        os.environ[THREADS_ENV] = a["threads"]
     base.CALL_WATCH = lambda due: conn.send(("due", due))
     try:
         target = resolve_target(a["source"], a["activation"])
@@ -120,6 +128,48 @@ def _exit_words(code: int | None) -> str:
     return f"ended the process with exit status {code} (sys.exit or os._exit in the kernel?)"
 
 
+def _spawn() -> tuple[subprocess.Popen, Connection]:
+    """Start a worker; it imports torch and actverify, then waits for its target."""
+    parent, child = Pipe()
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.Popen([sys.executable, "-m", "actverify.isolation",
+                             str(child.fileno())], pass_fds=[child.fileno()], env=env)
+    child.close()
+    return proc, parent
+
+
+_PRESTARTED: tuple[subprocess.Popen, Connection] | None = None
+
+
+def prestart() -> None:
+    """Start the worker of the next Supervisor now, before this process imports torch: the
+    two imports (about 1.5 s each) then run side by side on two cores instead of one after
+    the other.  A worker no Supervisor takes is stopped when this process exits."""
+    global _PRESTARTED
+    if _PRESTARTED is None:
+        _PRESTARTED = _spawn()
+        atexit.register(_discard_prestarted)
+
+
+def _take_prestarted() -> tuple[subprocess.Popen, Connection] | None:
+    global _PRESTARTED
+    taken, _PRESTARTED = _PRESTARTED, None
+    if taken is not None and taken[0].poll() is not None:  # it died waiting: start another
+        taken[1].close()
+        return None
+    return taken
+
+
+def _discard_prestarted() -> None:
+    taken = _take_prestarted()
+    if taken is not None:
+        taken[1].close()  # it sees EOF and exits; kill in case it is still importing
+        taken[0].kill()
+        taken[0].wait()
+
+
 class Supervisor:
     """A worker for `source`, watched; `run` gives the outcome of one property on one
     (dtype, device), whatever the kernel does.  Use as a context manager: the worker never
@@ -131,6 +181,7 @@ class Supervisor:
                  max_examples: int | None = None) -> None:
         self._args = dict(source=source, activation=activation, policy=policy, kink=kink,
                           profile=profile, max_examples=max_examples, call_timeout=call_timeout,
+                          threads=os.environ.get(THREADS_ENV),
                           plan_args=dict(dtypes=list(dtypes), devices=list(devices),
                                          properties=list(properties) if properties else None))
         self.call_timeout = call_timeout
@@ -139,6 +190,7 @@ class Supervisor:
         self._due = 0.0  # when the running call must return (0: no call running)
         self.plan: Plan | None = None
         self.restarts = 0
+        self._closed = False
 
     def __enter__(self) -> "Supervisor":
         self.plan = self._start()
@@ -148,14 +200,7 @@ class Supervisor:
         self.close()
 
     def _start(self) -> Plan:
-        parent, child = Pipe()
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self._proc = subprocess.Popen([sys.executable, "-m", "actverify.isolation",
-                                       str(child.fileno())], pass_fds=[child.fileno()],
-                                      env=env)
-        child.close()
+        self._proc, parent = _take_prestarted() or _spawn()
         self._conn = parent
         a = self._args
         try:
@@ -191,6 +236,7 @@ class Supervisor:
         return proc.returncode
 
     def close(self) -> None:
+        self._closed = True  # a run still going in another thread starts no fresh worker
         self._stop(kill=True)  # idle between properties, or interrupted: nothing to wait for
 
     def run(self, dtype: str, device: str, name: str, *, env: dict[str, str] | None = None
@@ -198,8 +244,15 @@ class Supervisor:
         """Run property `name` on (dtype, device) in the worker; a death or a call stuck past
         its limit is turned into the outcome, and the next call gets a fresh worker."""
         if self._proc is None:
-            self._start()
-            self.restarts += 1
+            if self._closed:
+                raise RuntimeError("the supervisor is closed")
+            plan = self._start()
+            if self.plan is None:  # its first worker starts on its first property
+                self.plan = plan
+            else:
+                self.restarts += 1
+        from actverify.runner import Failure, mark_timed_out
+
         started = time.perf_counter()
         self._due = 0.0
         try:
@@ -230,6 +283,7 @@ class Supervisor:
     def _outcome(self, dtype: str, device: str, name: str, status: str, started: float
                  ) -> Outcome:
         from actverify.properties import all_properties
+        from actverify.runner import Outcome
 
         plan = self.plan
         return Outcome(name, plan.activation, plan.target, dtype, device,
@@ -242,6 +296,8 @@ class Supervisor:
         return policy_named(self._args["policy"], kink=self._args["kink"]).name
 
     def _died(self, dtype: str, device: str, name: str, started: float) -> Outcome:
+        from actverify.runner import Failure
+
         code = self._stop()
         outcome = self._outcome(dtype, device, name, "failed", started)
         outcome.failure = Failure(message=f"the target {_exit_words(code)} while {name} ran; "

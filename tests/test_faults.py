@@ -317,6 +317,39 @@ def test_sigint_and_sigterm_stop_check_and_fuzz_with_their_reports(cases: list[s
     assert not list(tmp_path.glob("actverify-fuzz-*"))
 
 
+def test_sigint_and_sigterm_stop_report_workers_with_the_report(tmp_path: Path) -> None:
+    """`actverify report` on two worker processes: Ctrl-C (SIGINT to the whole process group)
+    and SIGTERM to the parent alone (as `timeout` sends it) both stop every worker and leave
+    the JSON saying the run is incomplete, with exit status 3."""
+    def report(sig: int, *, group: bool):
+        def go() -> tuple[Done, dict]:
+            path, marker = tmp_path / f"report-{sig}.json", uuid.uuid4().hex
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "actverify", "report", "--activation", "gelu",
+                 "--workers", "2", "--json", str(path)], cwd=tmp_path, env=_env(marker),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                start_new_session=group)
+            while proc.poll() is None and not (
+                    path.exists() and json.loads(path.read_text() or "{}").get("outcomes")):
+                time.sleep(0.1)  # some outcomes in: both workers are busy
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+            out, _ = proc.communicate(timeout=60)
+            return Done(proc.returncode, out, marker), json.loads(path.read_text())
+        return go
+
+    results = in_parallel({"SIGINT": report(signal.SIGINT, group=True),
+                           "SIGTERM": report(signal.SIGTERM, group=False)})
+    for name, (done, data) in results.items():
+        assert done.status == 3, (name, done.out[-2000:])
+        assert data["verdict"] == "incomplete" and not data["complete"]
+        assert 0 < data["counts"]["run"] < data["counts"]["planned"]
+        assert f"interrupted by {name}" in data["incomplete"], data["incomplete"]
+        assert gone(done.marker), name
+
+
 # ------------------------------------------------------------------------------- seeds
 
 def test_seeds_derive_from_the_kernel_not_from_how_its_path_is_spelled() -> None:
