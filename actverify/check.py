@@ -27,9 +27,9 @@ from actverify.dtypes import DTYPE_NAMES, float_format
 from actverify.errors import UsageError
 from actverify.outputs import writable_file
 from actverify.parallel import check_worker_count
-from actverify.plan import Plan, plan_check
+from actverify.plan import Plan, plan_check, subject_for
 from actverify.profiles import chosen_profile, profile_settings
-from actverify.properties import Subject, all_properties
+from actverify.properties import all_properties
 from actverify.report import Report
 from actverify.runner import Outcome, run_property
 from actverify.targets import Target, as_target, check_reference
@@ -104,8 +104,8 @@ def check(kernel: Callable | str | Target, *, activation: str | None = None,
     props = all_properties()
 
     def run_here(dtype: str, device: str, name: str) -> Outcome:
-        subject = Subject(target, float_format(dtype), device, pol)
-        return run_property(props[name], subject, settings=settings, call_timeout=call_timeout)
+        return run_property(props[name], subject_for(target, dtype, device, pol),
+                            settings=settings, call_timeout=call_timeout)
 
     return _run(plan, [run_here], json_file=json_file, devices_given=bool(devices),
                 console=console)

@@ -241,10 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["check"] and "--no-isolate" not in given:
         # Its supervised worker starts first, so that it imports torch while this process
-        # does (actverify/isolation.py: prestart); argument errors stop it at exit.
-        from actverify.isolation import prestart
+        # does (actverify/isolation.py: prestart); unused (a usage error), it is stopped.
+        from actverify.isolation import discard_prestarted, prestart
 
         prestart()
+        try:
+            return _main(argv)
+        finally:
+            discard_prestarted()
+    return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         from actverify.profiles import DATABASE_ERROR
 

@@ -73,10 +73,9 @@ def _worker(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
     from actverify.accuracy import policy_named
-    from actverify.dtypes import float_format
-    from actverify.plan import plan_check
+    from actverify.plan import plan_check, subject_for
     from actverify.profiles import profile_settings
-    from actverify.properties import Subject, all_properties, base
+    from actverify.properties import all_properties, base
     from actverify.runner import Outcome, run_property
     from actverify.targets import resolve_target
 
@@ -106,10 +105,9 @@ def _worker(conn: Connection) -> None:
             return
         _, dtype, device, name, env = message
         os.environ.update(env)  # e.g. the pytest test it runs for (fuzz's progress lines)
-        subject = Subject(target, float_format(dtype), device, pol)
         try:
-            outcome = run_property(props[name], subject, settings=settings,
-                                   call_timeout=a["call_timeout"])
+            outcome = run_property(props[name], subject_for(target, dtype, device, pol),
+                                   settings=settings, call_timeout=a["call_timeout"])
         except Exception as exc:  # ours, not the kernel's: the property could not run
             outcome = Outcome(name, target.activation, target.name, dtype, device, pol.name,
                               "error", kind=props[name].kind,
@@ -140,34 +138,49 @@ def _spawn() -> tuple[subprocess.Popen, Connection]:
     return proc, parent
 
 
-_PRESTARTED: tuple[subprocess.Popen, Connection] | None = None
+_PRESTARTED: tuple[subprocess.Popen, Connection, str, dict[str, str]] | None = None
 
 
 def prestart() -> None:
     """Start the worker of the next Supervisor now, before this process imports torch: the
     two imports (about 1.5 s each) then run side by side on two cores instead of one after
-    the other.  A worker no Supervisor takes is stopped when this process exits."""
+    the other.  A worker no Supervisor takes is stopped by `discard_prestarted`, at the
+    latest when this process exits."""
     global _PRESTARTED
     if _PRESTARTED is None:
-        _PRESTARTED = _spawn()
-        atexit.register(_discard_prestarted)
+        _PRESTARTED = (*_spawn(), os.getcwd(), dict(os.environ))
+        atexit.register(discard_prestarted)
 
 
 def _take_prestarted() -> tuple[subprocess.Popen, Connection] | None:
+    """The prestarted worker, if it still lives and was started where this process is now (its
+    directory and environment: relative kernel paths and settings mean the same to both)."""
     global _PRESTARTED
     taken, _PRESTARTED = _PRESTARTED, None
-    if taken is not None and taken[0].poll() is not None:  # it died waiting: start another
-        taken[1].close()
+    if taken is None:
         return None
-    return taken
+    proc, conn, cwd, env = taken
+    # OMP_NUM_THREADS may be set since (threads.apply): the worker is told it (THREADS_ENV)
+    same = {k: v for k, v in env.items() if k != THREADS_ENV} == {
+        k: v for k, v in os.environ.items() if k != THREADS_ENV}
+    if proc.poll() is None and cwd == os.getcwd() and same:
+        return proc, conn
+    _end(proc, conn)
+    return None
 
 
-def _discard_prestarted() -> None:
-    taken = _take_prestarted()
+def _end(proc: subprocess.Popen, conn: Connection) -> None:
+    conn.close()  # it sees EOF and exits; kill in case it is still importing
+    proc.kill()
+    proc.wait()
+
+
+def discard_prestarted() -> None:
+    """Stop a prestarted worker that no Supervisor took (a usage error came first)."""
+    global _PRESTARTED
+    taken, _PRESTARTED = _PRESTARTED, None
     if taken is not None:
-        taken[1].close()  # it sees EOF and exits; kill in case it is still importing
-        taken[0].kill()
-        taken[0].wait()
+        _end(taken[0], taken[1])
 
 
 class Supervisor:

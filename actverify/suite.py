@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from actverify.accuracy import Policy, policy_named
 from actverify.devices import available_devices, second_device
-from actverify.dtypes import DTYPE_NAMES, float_format
-from actverify.plan import plan_subjects, plan_work
+from actverify.dtypes import DTYPE_NAMES
+from actverify.plan import plan_subjects, plan_work, subject_for
 from actverify.properties import Property, Subject, all_properties
 from actverify.targets import Target, all_builtin_targets
 
@@ -110,7 +110,7 @@ def kernel_params(kernel: KernelTests, *, dtypes: Iterable[str] | None,
     props = all_properties()
     for planned in listed:
         device = planned.device
-        subject = Subject(target, float_format(planned.dtype), device, pol)
+        checked = subject_for(target, planned.dtype, device, pol)
         if device.split(":", 1)[0] not in present:
             why = f"no {device} device present"
         elif not planned.supported:
@@ -119,7 +119,7 @@ def kernel_params(kernel: KernelTests, *, dtypes: Iterable[str] | None,
             why = None
         marks = [pytest.mark.actverify] + ([pytest.mark.skip(reason=why)] if why else [])
         for name in planned.properties:
-            case = SuiteCase(props[name], subject)
+            case = SuiteCase(props[name], checked)
             params.append(pytest.param(case, id=case.short_id, marks=marks))
     return params
 
