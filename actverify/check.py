@@ -58,7 +58,8 @@ def check(kernel: Callable | str | Target, *, activation: str | None = None,
     `isolate`: run the kernel in a supervised worker (default: when it can be imported by
     name); `call_timeout`: seconds each call of the kernel may take; `properties`: only these;
     `profile`: default $ACTVERIFY_PROFILE, else `check`; `workers`: supervised worker
-    processes sharing the properties (default: one per core, at most MAX_CHECK_WORKERS).
+    processes sharing the properties (default: one per core, at most MAX_CHECK_WORKERS and
+    one per RUNS_PER_WORKER planned runs).
     """
     call_timeout = check_timeout(call_timeout)
     check_worker_count(workers)
@@ -112,17 +113,20 @@ def check(kernel: Callable | str | Target, *, activation: str | None = None,
 
 
 MAX_CHECK_WORKERS = 4
+# Property runs a worker must take over to pay for itself: each worker imports torch (about
+# 1.5 s of CPU on a 2-core x86 machine with torch 2.13.0 CPU), as much as about 40 runs of the
+# `check` profile (93 runs took 3.6 s there); a check of a few properties keeps one worker.
+RUNS_PER_WORKER = 40
 
 
 def check_workers(workers: int | None, plan: Plan) -> int:
     """How many supervised workers share a check: `workers`, else one per available core, at
-    most MAX_CHECK_WORKERS.  Why a cap: each worker costs an import of torch (about 1.5 s of
-    CPU on a 2-core x86 machine with torch 2.13.0 CPU), as much as a quarter of a default
-    check's properties (docs/performance.md)."""
+    most MAX_CHECK_WORKERS and one per RUNS_PER_WORKER planned runs (docs/performance.md)."""
     from actverify.threads import available_cores
 
-    wanted = workers if workers is not None else min(available_cores(), MAX_CHECK_WORKERS)
-    return max(1, min(wanted, plan.size))
+    if workers is None:
+        workers = min(available_cores(), MAX_CHECK_WORKERS, plan.size // RUNS_PER_WORKER)
+    return max(1, min(workers, plan.size))
 
 
 Run = Callable[[str, str, str], Outcome]  # (dtype, device, property) -> its outcome

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                        dest="properties", help="check only this property (repeatable)")
     check.add_argument("--workers", type=int, default=None, metavar="N",
                        help="supervised worker processes sharing the properties (default: "
-                            "one per core this process may use, at most 4)")
+                            "one per core, at most 4 and one per 40 planned runs)")
     _common(check, profile="check")
     sweep = sub.add_parser("sweep", help="every input of a 16-bit format (and float32 subsets "
                            "or all 2^32) against the reference, with a report")
