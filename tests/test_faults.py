@@ -143,9 +143,20 @@ def test_faults_a_process_survives_through_the_python_api(tmp_path: Path,
 
 def test_faults_that_end_or_stall_the_process_through_check(tmp_path: Path) -> None:
     at_import = f"{REPO / 'tests' / 'faults_exit_at_import.py'}:sigmoid"
+    two = tmp_path / "two-workers.json"
     results = _check_cli(OUT_OF_PROCESS, tmp_path, more={"at_import": lambda: run(
         ["actverify", "check", at_import, "--activation", "sigmoid", "--dtype", "float32"],
-        tmp_path)})
+        tmp_path), "two_workers": lambda: run(  # each worker's crash is its own finding
+        ["actverify", "check", f"{FAULTS}:segfaults", "--activation", "sigmoid", "--dtype",
+         "float32", "--property", "signature", "--property", "determinism", "--workers", "2",
+         "--json", str(two)], tmp_path)})
+
+    done = results.pop("two_workers")
+    data = json.loads(two.read_text())
+    assert done.status == 1 and data["counts"]["planned"] == data["counts"]["failed"] == 2
+    assert [o["property"] for o in data["outcomes"]] == ["signature", "determinism"]
+    assert all("killed by SIGSEGV" in f["failure"]["message"] for f in data["findings"])
+    assert gone(done.marker)
 
     # A module that ends the process while being imported: not importable, exit 2, one line.
     done = results.pop("at_import")
@@ -277,7 +288,8 @@ def test_sigint_and_sigterm_stop_check_and_fuzz_with_their_reports(cases: list[s
             proc = subprocess.Popen(
                 [sys.executable, "-m", "actverify", "check", f"{FAULTS}:slow", "--activation",
                  "sigmoid", "--dtype", "float32", "--timeout", "20", "--property",
-                 "signature", "--property", "determinism", "--json", str(report)],
+                 "signature", "--property", "determinism", "--workers", "2",
+                 "--json", str(report)],
                 cwd=tmp_path, env=_env(marker), stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, text=True)
             while not report.exists() and proc.poll() is None:
