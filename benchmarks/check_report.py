@@ -10,8 +10,8 @@ CPU-bound competitor the script starts itself runs (busy_machine.competitor), an
 1. check: `actverify check torch.special:expit --activation sigmoid` (four dtypes, forward
    and backward, the `check` profile) with its default supervised workers (one per core, at
    most 4) and with `--workers 1`; target: at most 3 s idle on 2 cores.
-2. report workers: `actverify report --activation sigmoid` with `--workers 1` and
-   `--workers 2`, idle and loaded: the speed-up of the pool.
+2. report workers: `actverify report --activation sigmoid --dtype float32` with `--workers 1`
+   and `--workers 2`, idle and loaded: the speed-up of the pool.
 3. with --full-report: `actverify report` of every activation (2,432 property runs) with its
    default workers, idle and loaded; target: at most 60 s idle on 2 cores.
 """
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--activation", default="sigmoid",
                         help="the activation of the report-workers part (default sigmoid)")
+    parser.add_argument("--dtype", default="float32",
+                        help="the dtype of the report-workers part (default float32)")
     parser.add_argument("--full-report", action="store_true",
                         help="also time the whole report (minutes per run)")
     args = parser.parse_args(argv)
@@ -63,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {available_cores()} cores available, {platform.machine()}, "
           f"torch {torch.__version__}; {args.repeats} repeats, medians (min-max)", flush=True)
+    one = ["report", "--activation", args.activation, "--dtype", args.dtype]
     runs = {"check": CHECK, "check --workers 1": [*CHECK, "--workers", "1"],
-            "report --workers 1": ["report", "--activation", args.activation, "--workers", "1"],
-            "report --workers 2": ["report", "--activation", args.activation, "--workers", "2"]}
+            "report --workers 1": [*one, "--workers", "1"],
+            "report --workers 2": [*one, "--workers", "2"]}
     if args.full_report:
         runs["report (all)"] = ["report"]
     t = timed(runs, args.repeats)
