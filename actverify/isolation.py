@@ -1,8 +1,10 @@
 """The supervising parent: the kernel runs in a worker process, the parent keeps the report.
 
-One worker serves a whole run: it imports the target (the parent never runs the kernel's
-code), plans the check, and runs the properties one at a time as the parent asks.  When the
-worker dies (a segmentation fault, `os._exit`, a kernel that kills its process), the property
+A Supervisor's worker serves a whole run: it imports the target (the parent never runs the
+kernel's code), plans the check, and runs the properties one at a time as the parent asks
+(`actverify check` may share its plan among several supervisors, each with its own worker;
+actverify/check.py).  The first worker can be started before the parent imports torch
+(`prestart`), so that the two imports overlap.  When a worker dies (a segmentation fault, `os._exit`, a kernel that kills its process), the property
 it was running is a finding, and a fresh worker carries on with the next one.
 
 Time limits.  Every call of the target's code (forward, and the backward autograd runs) gets
