@@ -12,8 +12,10 @@ cannot be imported by name runs in this process (`isolate=False`).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -24,9 +26,10 @@ from actverify.devices import available_devices, resolve_device
 from actverify.dtypes import DTYPE_NAMES, float_format
 from actverify.errors import UsageError
 from actverify.outputs import writable_file
-from actverify.plan import Plan, plan_check
+from actverify.parallel import check_worker_count
+from actverify.plan import Plan, plan_check, subject_for
 from actverify.profiles import chosen_profile, profile_settings
-from actverify.properties import Subject, all_properties
+from actverify.properties import all_properties
 from actverify.report import Report
 from actverify.runner import Outcome, run_property
 from actverify.targets import Target, as_target, check_reference
@@ -48,15 +51,18 @@ def check(kernel: Callable | str | Target, *, activation: str | None = None,
           policy: str = "default", kink: str = "pytorch", profile: str | None = None,
           json_path: str | Path | None = None, isolate: bool | None = None,
           call_timeout: float = DEFAULT_TIMEOUT, properties: Iterable[str] | None = None,
-          console: Console | None = None) -> Report:
+          workers: int | None = None, console: Console | None = None) -> Report:
     """Check `kernel` (a callable, 'module:attr', 'file.py:attr' or a Target) and return the
     report; `report.verdict` and `report.exit_status` say how it went (docs/check.md).
 
     `isolate`: run the kernel in a supervised worker (default: when it can be imported by
     name); `call_timeout`: seconds each call of the kernel may take; `properties`: only these;
-    `profile`: default $ACTVERIFY_PROFILE, else `check`.
+    `profile`: default $ACTVERIFY_PROFILE, else `check`; `workers`: supervised worker
+    processes sharing the properties (default: one per core, at most MAX_CHECK_WORKERS and
+    one per RUNS_PER_WORKER planned runs).
     """
     call_timeout = check_timeout(call_timeout)
+    check_worker_count(workers)
     chosen_dtypes = [float_format(d).name for d in dtypes] if dtypes else list(DTYPE_NAMES)
     chosen_devices = [resolve_device(d) for d in devices] if devices else list(available_devices())
     pol = policy_named(policy, kink=kink)
@@ -79,28 +85,105 @@ def check(kernel: Callable | str | Target, *, activation: str | None = None,
         from actverify.isolation import Supervisor
 
         check_reference(source)  # what can be told without running the kernel's code
-        with Supervisor(source=source, activation=activation, policy=policy,
-                        kink=kink, profile=profile, call_timeout=call_timeout,
-                        dtypes=chosen_dtypes, devices=chosen_devices,
-                        properties=names) as supervisor:
-            return _run(supervisor.plan, supervisor.run, json_file=json_file,
-                        devices_given=bool(devices), console=console)
+        with contextlib.ExitStack() as stack:
+            def supervisor() -> Supervisor:
+                made = Supervisor(source=source, activation=activation, policy=policy,
+                                  kink=kink, profile=profile, call_timeout=call_timeout,
+                                  dtypes=chosen_dtypes, devices=chosen_devices,
+                                  properties=names)
+                stack.callback(made.close)
+                return made
+
+            first = supervisor().__enter__()  # imports the target and plans the check
+            # The others start their worker on their first property, side by side with the
+            # first one's runs.
+            others = [supervisor() for _ in range(check_workers(workers, first.plan) - 1)]
+            return _run(first.plan, [first.run] + [o.run for o in others],
+                        json_file=json_file, devices_given=bool(devices), console=console)
     target = as_target(kernel, activation)
     plan = plan_check(target, dtypes=chosen_dtypes, devices=chosen_devices, properties=names)
     props = all_properties()
 
     def run_here(dtype: str, device: str, name: str) -> Outcome:
-        subject = Subject(target, float_format(dtype), device, pol)
-        return run_property(props[name], subject, settings=settings, call_timeout=call_timeout)
+        return run_property(props[name], subject_for(target, dtype, device, pol),
+                            settings=settings, call_timeout=call_timeout)
 
-    return _run(plan, run_here, json_file=json_file, devices_given=bool(devices),
+    return _run(plan, [run_here], json_file=json_file, devices_given=bool(devices),
                 console=console)
 
 
-def _run(plan: Plan, run: Callable[[str, str, str], Outcome], *, json_file: Path | None,
-         devices_given: bool, console: Console) -> Report:
-    """Run the plan property by property, keeping the report; SIGINT or SIGTERM stop it with
-    what was gathered (the report says what did not run)."""
+MAX_CHECK_WORKERS = 4
+# Property runs a worker must take over to pay for itself: each worker imports torch (about
+# 1.5 s of CPU on a 2-core x86 machine with torch 2.13.0 CPU), as much as about 40 runs of the
+# `check` profile (93 runs took 3.6 s there); a check of a few properties keeps one worker.
+RUNS_PER_WORKER = 40
+
+
+def check_workers(workers: int | None, plan: Plan) -> int:
+    """How many supervised workers share a check: `workers`, else one per available core, at
+    most MAX_CHECK_WORKERS and one per RUNS_PER_WORKER planned runs (docs/performance.md)."""
+    from actverify.threads import available_cores
+
+    if workers is None:
+        workers = min(available_cores(), MAX_CHECK_WORKERS, plan.size // RUNS_PER_WORKER)
+    return max(1, min(workers, plan.size))
+
+
+Run = Callable[[str, str, str], Outcome]  # (dtype, device, property) -> its outcome
+
+
+@contextlib.contextmanager
+def _outcomes(items: list[tuple[str, str, str]], runs: list[Run]) -> Iterator[Iterator[Outcome]]:
+    """The outcomes of `items`, in their order, each run by one of `runs` (one thread each:
+    a supervised worker's runs wait on its pipe, not on the GIL).  Leaving the block stops
+    handing out items; what is running then is left to the caller's clean-up (closing the
+    workers)."""
+    if len(runs) == 1:
+        yield (runs[0](*item) for item in items)
+        return
+    done: dict[int, Outcome | BaseException] = {}
+    ready = threading.Condition()
+    queue = iter(range(len(items)))
+    stop = threading.Event()
+
+    def serve(run: Run) -> None:
+        while not stop.is_set():
+            with ready:
+                i = next(queue, None)
+            if i is None:
+                return
+            try:
+                result: Outcome | BaseException = run(*items[i])
+            except BaseException as exc:  # handed to the main thread, which raises it
+                result = exc
+            with ready:
+                done[i] = result
+                ready.notify_all()
+
+    def in_order() -> Iterator[Outcome]:
+        for i in range(len(items)):
+            with ready:
+                while i not in done:
+                    ready.wait()  # SIGINT/SIGTERM interrupt it in the main thread
+                result = done.pop(i)
+            if isinstance(result, BaseException):
+                raise result
+            yield result
+
+    for run in runs:
+        threading.Thread(target=serve, args=(run,), daemon=True,
+                         name="actverify-check-worker").start()
+    try:
+        yield in_order()
+    finally:
+        stop.set()
+
+
+def _run(plan: Plan, runs: list[Run], *, json_file: Path | None, devices_given: bool,
+         console: Console) -> Report:
+    """Run the plan on `runs` (each gives the outcome of one property; several run side by
+    side), keeping the report in plan order; SIGINT or SIGTERM stop it with what was gathered
+    (the report says what did not run)."""
     report = Report(json_path=json_file, target=plan.target, activation=plan.activation,
                     planned=plan.size)
     if not devices_given and "cuda" not in available_devices():
@@ -110,13 +193,15 @@ def _run(plan: Plan, run: Callable[[str, str, str], Outcome], *, json_file: Path
     if not plan.backward:
         report.skip("declared by the target: no backward", kind="backward")
     for s in plan.subjects:
-        if not s.supported:
-            report.skip("outside what the target declares", dtype=s.dtype, device=s.device)
-    with report.running(), Progress(console=console, transient=True) as progress:
+        if s.why_not:
+            report.skip(s.why_not, dtype=s.dtype, device=s.device)
+    items = [(s.dtype, s.device, name) for s in plan.subjects for name in s.to_run]
+    with report.running(), _outcomes(items, runs) as outcomes, \
+            Progress(console=console, transient=True) as progress:
         task = progress.add_task("checking", total=plan.size)
-        for s in plan.subjects:
-            progress.update(task, description=f"{plan.target} {s.dtype} {s.device}")
-            for name in s.properties:
-                report.add(run(s.dtype, s.device, name))
-                progress.advance(task)
+        for outcome in outcomes:
+            progress.update(task, description=f"{plan.target} {outcome.dtype} "
+                                              f"{outcome.device}")
+            report.add(outcome)
+            progress.advance(task)
     return report

@@ -27,8 +27,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from actverify.accuracy import POLICIES
-from actverify.dtypes import DTYPE_NAMES
 from actverify.errors import Interrupted, UsageError
 from actverify.outputs import writable_file
 from actverify.profiles import PROFILES
@@ -41,6 +39,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser, *, profile: str = "report") -> None:
+    from actverify.accuracy import POLICIES
+    from actverify.dtypes import DTYPE_NAMES
+
     p.add_argument("--dtype", action="append", default=[], metavar="D",
                    help=f"dtype to check, repeatable ({', '.join(DTYPE_NAMES)}); default all")
     p.add_argument("--device", action="append", default=[], metavar="DEV",
@@ -59,6 +60,8 @@ def _common(p: argparse.ArgumentParser, *, profile: str = "report") -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from actverify.accuracy import POLICIES
+
     parser = _Parser(prog="actverify", description=__doc__.split("\n\n")[0])
     from actverify import __version__
 
@@ -68,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "conformance table")
     report.add_argument("--activation", action="append", default=[], metavar="NAME",
                         help="activation to check, repeatable; default all")
-    report.add_argument("--workers", type=int, default=1, metavar="N",
+    report.add_argument("--workers", type=int, default=None, metavar="N",
                         help="worker processes, each checking properties with --threads "
-                             "threads (default 1)")
+                             "threads (default: one per core this process may use)")
     _common(report)
     check = sub.add_parser("check", help="check a custom kernel against an activation's "
                            "properties and PyTorch's kernel")
@@ -88,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "a call past it is reported as timed out (incomplete)")
     check.add_argument("--property", action="append", default=[], metavar="NAME",
                        dest="properties", help="check only this property (repeatable)")
+    check.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="supervised worker processes sharing the properties (default: "
+                            "one per core, at most 4 and one per 40 planned runs)")
     _common(check, profile="check")
     sweep = sub.add_parser("sweep", help="every input of a 16-bit format (and float32 subsets "
                            "or all 2^32) against the reference, with a report")
@@ -162,7 +168,8 @@ def _run_check(args: argparse.Namespace) -> int:
     report = check(args.target, activation=args.activation, dtypes=args.dtype or None,
                    devices=args.device or None, policy=args.policy, kink=args.kink,
                    profile=_profile(args), json_path=args.json, isolate=args.isolate,
-                   call_timeout=args.timeout, properties=args.properties or None)
+                   call_timeout=args.timeout, properties=args.properties or None,
+                   workers=args.workers)
     report.print()
     return report.exit_status
 
@@ -231,6 +238,21 @@ def _run_targets() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["check"] and "--no-isolate" not in given:
+        # Its supervised worker starts first, so that it imports torch while this process
+        # does (actverify/isolation.py: prestart); unused (a usage error), it is stopped.
+        from actverify.isolation import discard_prestarted, prestart
+
+        prestart()
+        try:
+            return _main(argv)
+        finally:
+            discard_prestarted()
+    return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         from actverify.profiles import DATABASE_ERROR
 

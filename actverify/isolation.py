@@ -1,8 +1,10 @@
 """The supervising parent: the kernel runs in a worker process, the parent keeps the report.
 
-One worker serves a whole run: it imports the target (the parent never runs the kernel's
-code), plans the check, and runs the properties one at a time as the parent asks.  When the
-worker dies (a segmentation fault, `os._exit`, a kernel that kills its process), the property
+A Supervisor's worker serves a whole run: it imports the target (the parent never runs the
+kernel's code), plans the check, and runs the properties one at a time as the parent asks
+(`actverify check` may share its plan among several supervisors, each with its own worker;
+actverify/check.py).  The first worker can be started before the parent imports torch
+(`prestart`), so that the two imports overlap.  When a worker dies (a segmentation fault, `os._exit`, a kernel that kills its process), the property
 it was running is a finding, and a fresh worker carries on with the next one.
 
 Time limits.  Every call of the target's code (forward, and the backward autograd runs) gets
@@ -20,6 +22,7 @@ and the report says how to raise the limit.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -30,10 +33,15 @@ from collections.abc import Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actverify.errors import UsageError
-from actverify.plan import Plan
-from actverify.runner import Failure, Outcome, mark_timed_out
+
+if TYPE_CHECKING:  # imported where used: `prestart` runs before this process imports torch
+    from actverify.plan import Plan
+    from actverify.runner import Outcome
+
+THREADS_ENV = "OMP_NUM_THREADS"  # the parent's thread count, resolved after a prestart
 
 POLL_SECONDS = 0.05  # how often the parent looks at the worker while it runs a property
 
@@ -67,14 +75,15 @@ def _worker(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
     from actverify.accuracy import policy_named
-    from actverify.dtypes import float_format
-    from actverify.plan import plan_check
+    from actverify.plan import plan_check, subject_for
     from actverify.profiles import profile_settings
-    from actverify.properties import Subject, all_properties, base
-    from actverify.runner import run_property
+    from actverify.properties import all_properties, base
+    from actverify.runner import Outcome, run_property
     from actverify.targets import resolve_target
 
     a = conn.recv()
+    if a["threads"] is not None:  # the parent's --threads / OMP_NUM_THREADS (threads.py)
+        os.environ[THREADS_ENV] = a["threads"]
     base.CALL_WATCH = lambda due: conn.send(("due", due))
     try:
         target = resolve_target(a["source"], a["activation"])
@@ -98,10 +107,9 @@ def _worker(conn: Connection) -> None:
             return
         _, dtype, device, name, env = message
         os.environ.update(env)  # e.g. the pytest test it runs for (fuzz's progress lines)
-        subject = Subject(target, float_format(dtype), device, pol)
         try:
-            outcome = run_property(props[name], subject, settings=settings,
-                                   call_timeout=a["call_timeout"])
+            outcome = run_property(props[name], subject_for(target, dtype, device, pol),
+                                   settings=settings, call_timeout=a["call_timeout"])
         except Exception as exc:  # ours, not the kernel's: the property could not run
             outcome = Outcome(name, target.activation, target.name, dtype, device, pol.name,
                               "error", kind=props[name].kind,
@@ -120,6 +128,63 @@ def _exit_words(code: int | None) -> str:
     return f"ended the process with exit status {code} (sys.exit or os._exit in the kernel?)"
 
 
+def _spawn() -> tuple[subprocess.Popen, Connection]:
+    """Start a worker; it imports torch and actverify, then waits for its target."""
+    parent, child = Pipe()
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.Popen([sys.executable, "-m", "actverify.isolation",
+                             str(child.fileno())], pass_fds=[child.fileno()], env=env)
+    child.close()
+    return proc, parent
+
+
+_PRESTARTED: tuple[subprocess.Popen, Connection, str, dict[str, str]] | None = None
+
+
+def prestart() -> None:
+    """Start the worker of the next Supervisor now, before this process imports torch: the
+    two imports (about 1.5 s each) then run side by side on two cores instead of one after
+    the other.  A worker no Supervisor takes is stopped by `discard_prestarted`, at the
+    latest when this process exits."""
+    global _PRESTARTED
+    if _PRESTARTED is None:
+        _PRESTARTED = (*_spawn(), os.getcwd(), dict(os.environ))
+        atexit.register(discard_prestarted)
+
+
+def _take_prestarted() -> tuple[subprocess.Popen, Connection] | None:
+    """The prestarted worker, if it still lives and was started where this process is now (its
+    directory and environment: relative kernel paths and settings mean the same to both)."""
+    global _PRESTARTED
+    taken, _PRESTARTED = _PRESTARTED, None
+    if taken is None:
+        return None
+    proc, conn, cwd, env = taken
+    # OMP_NUM_THREADS may be set since (threads.apply): the worker is told it (THREADS_ENV)
+    same = {k: v for k, v in env.items() if k != THREADS_ENV} == {
+        k: v for k, v in os.environ.items() if k != THREADS_ENV}
+    if proc.poll() is None and cwd == os.getcwd() and same:
+        return proc, conn
+    _end(proc, conn)
+    return None
+
+
+def _end(proc: subprocess.Popen, conn: Connection) -> None:
+    conn.close()  # it sees EOF and exits; kill in case it is still importing
+    proc.kill()
+    proc.wait()
+
+
+def discard_prestarted() -> None:
+    """Stop a prestarted worker that no Supervisor took (a usage error came first)."""
+    global _PRESTARTED
+    taken, _PRESTARTED = _PRESTARTED, None
+    if taken is not None:
+        _end(taken[0], taken[1])
+
+
 class Supervisor:
     """A worker for `source`, watched; `run` gives the outcome of one property on one
     (dtype, device), whatever the kernel does.  Use as a context manager: the worker never
@@ -131,6 +196,7 @@ class Supervisor:
                  max_examples: int | None = None) -> None:
         self._args = dict(source=source, activation=activation, policy=policy, kink=kink,
                           profile=profile, max_examples=max_examples, call_timeout=call_timeout,
+                          threads=os.environ.get(THREADS_ENV),
                           plan_args=dict(dtypes=list(dtypes), devices=list(devices),
                                          properties=list(properties) if properties else None))
         self.call_timeout = call_timeout
@@ -139,6 +205,7 @@ class Supervisor:
         self._due = 0.0  # when the running call must return (0: no call running)
         self.plan: Plan | None = None
         self.restarts = 0
+        self._closed = False
 
     def __enter__(self) -> "Supervisor":
         self.plan = self._start()
@@ -148,14 +215,7 @@ class Supervisor:
         self.close()
 
     def _start(self) -> Plan:
-        parent, child = Pipe()
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self._proc = subprocess.Popen([sys.executable, "-m", "actverify.isolation",
-                                       str(child.fileno())], pass_fds=[child.fileno()],
-                                      env=env)
-        child.close()
+        self._proc, parent = _take_prestarted() or _spawn()
         self._conn = parent
         a = self._args
         try:
@@ -191,6 +251,7 @@ class Supervisor:
         return proc.returncode
 
     def close(self) -> None:
+        self._closed = True  # a run still going in another thread starts no fresh worker
         self._stop(kill=True)  # idle between properties, or interrupted: nothing to wait for
 
     def run(self, dtype: str, device: str, name: str, *, env: dict[str, str] | None = None
@@ -198,8 +259,15 @@ class Supervisor:
         """Run property `name` on (dtype, device) in the worker; a death or a call stuck past
         its limit is turned into the outcome, and the next call gets a fresh worker."""
         if self._proc is None:
-            self._start()
-            self.restarts += 1
+            if self._closed:
+                raise RuntimeError("the supervisor is closed")
+            plan = self._start()
+            if self.plan is None:  # its first worker starts on its first property
+                self.plan = plan
+            else:
+                self.restarts += 1
+        from actverify.runner import Failure, mark_timed_out
+
         started = time.perf_counter()
         self._due = 0.0
         try:
@@ -230,6 +298,7 @@ class Supervisor:
     def _outcome(self, dtype: str, device: str, name: str, status: str, started: float
                  ) -> Outcome:
         from actverify.properties import all_properties
+        from actverify.runner import Outcome
 
         plan = self.plan
         return Outcome(name, plan.activation, plan.target, dtype, device,
@@ -242,6 +311,8 @@ class Supervisor:
         return policy_named(self._args["policy"], kink=self._args["kink"]).name
 
     def _died(self, dtype: str, device: str, name: str, started: float) -> Outcome:
+        from actverify.runner import Failure
+
         code = self._stop()
         outcome = self._outcome(dtype, device, name, "failed", started)
         outcome.failure = Failure(message=f"the target {_exit_words(code)} while {name} ran; "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import signal
 from collections.abc import Callable, Iterator, Sequence
 
 from hypothesis import settings as Settings
@@ -33,6 +34,22 @@ def _run_one(index: int) -> Outcome:
     return _RUN(prop, subject, settings=_SETTINGS)
 
 
+def _ignore_signals_in_worker() -> None:
+    """A worker leaves SIGINT and SIGTERM to the parent: Ctrl-C reaches the whole process
+    group, and the parent's handler (report.interruptible, inherited by the fork) must not
+    raise in a worker; the parent stops the pool (terminate: SIGTERM, now fatal) and keeps
+    its report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def check_worker_count(workers: int | None) -> None:
+    """A `--workers` value must be a positive integer (None: the command's default)."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise UsageError(f"--workers must be a positive integer, got {workers!r}")
+
+
 def default_workers(n_items: int) -> int:
     return max(1, min(available_cores(), n_items))
 
@@ -48,16 +65,14 @@ def run_all(work: Sequence[tuple[Property, Subject]], *, settings: Settings | No
     The workers are forked on entry: enter this before starting threads (a progress bar's
     refresh thread), so that no lock a thread holds is copied into a worker."""
     global _WORK, _SETTINGS, _RUN
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise UsageError(f"--workers must be a positive integer, got {workers!r}")
+    check_worker_count(workers)
     n = default_workers(len(work)) if workers is None else min(workers, max(1, len(work)))
     if n == 1 or "fork" not in mp.get_all_start_methods():
         yield (run(prop, subject, settings=settings) for prop, subject in work)
         return
     _WORK, _SETTINGS, _RUN = work, settings, run
     try:
-        with mp.get_context("fork").Pool(n) as pool:
+        with mp.get_context("fork").Pool(n, initializer=_ignore_signals_in_worker) as pool:
             # chunksize 1: runs differ in length by 100x; the order they complete in decides
             # only when an outcome can be shown
             yield pool.imap(_run_one, range(len(work)), chunksize=1)

@@ -26,8 +26,8 @@ from rich.table import Table
 
 from actverify.errors import Interrupted
 from actverify.parallel import run_all
-from actverify.properties import properties_for
-from actverify.runner import Outcome, format_failure, run_property, subjects
+from actverify.plan import plan_work
+from actverify.runner import Outcome, format_failure, run_property
 from actverify.targets import Target
 
 SCHEMA_VERSION = 1
@@ -116,9 +116,7 @@ class Report:
             workers: int | None = 1) -> "Report":
         """Every applicable property on every (target, dtype, device), on `workers` processes
         (None: one per available core; actverify.parallel)."""
-        work = [(prop, s) for s in subjects(targets, dtypes=dtypes, devices=devices,
-                                            policy=policy)
-                for prop in properties_for(s.target, s.fmt.name, s.device)]
+        work = plan_work(targets, dtypes=dtypes, devices=devices, policy=policy)
         report = cls(json_path=json_path, planned=len(work))
         console = console or Console(stderr=True)
         with report.running(), run_all(work, settings=settings, workers=workers,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,8 +20,7 @@ from hypothesis.errors import FlakyFailure
 
 from actverify import properties as _registry  # noqa: F401  (registers the properties)
 from actverify.accuracy import Policy, policy_named
-from actverify.devices import available_devices
-from actverify.dtypes import DTYPE_NAMES, FloatFormat, float_format
+from actverify.dtypes import FloatFormat, float_format
 from actverify.profiles import profile_settings
 from actverify.properties import Property, Subject, Violation
 from actverify.properties.base import _HUNG, CALL_TIMEOUT, TargetMisbehaved, observing
@@ -235,16 +234,6 @@ def kernel_identity(target: Target) -> str:
     if where.endswith(".py"):
         where = Path(where).stem  # the module a file defines; the same on every machine
     return f"{where}:{attr}"
-
-
-def subjects(targets: Iterable[Target], *, dtypes: Iterable[str] | None = None,
-             devices: Iterable[str] | None = None, policy: str | Policy = "default"
-             ) -> Iterator[Subject]:
-    pol = policy_named(policy)
-    for target in targets:
-        for device in devices or available_devices():
-            for dtype in dtypes or DTYPE_NAMES:
-                yield Subject(target, float_format(dtype), device, pol)
 
 
 def format_failure(outcome: Outcome) -> str:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from actverify.accuracy import Policy, policy_named
 from actverify.devices import available_devices, second_device
-from actverify.dtypes import DTYPE_NAMES, float_format
-from actverify.properties import Property, Subject, properties_for
-from actverify.runner import subjects
+from actverify.dtypes import DTYPE_NAMES
+from actverify.plan import plan_subjects, plan_work, subject_for
+from actverify.properties import Property, Subject, all_properties
 from actverify.targets import Target, all_builtin_targets
 
 
@@ -46,9 +46,10 @@ def suite_cases(*, dtypes: Iterable[str] | None = None, devices: Iterable[str] |
                 ) -> list[SuiteCase]:
     chosen = list(targets) if targets else list(all_builtin_targets(activations))
     devices = list(devices) if devices else list(available_devices())
+    dtypes = list(dtypes) if dtypes else None
     found = [SuiteCase(prop, subject)
-             for subject in subjects(chosen, dtypes=dtypes, devices=devices, policy=policy)
-             for prop in properties_for(subject.target, subject.fmt.name, subject.device)]
+             for prop, subject in plan_work(chosen, dtypes=dtypes, devices=devices,
+                                            policy=policy)]
     # The cross-device properties need a second device: without one they run on the
     # stand-in (docs/cuda.md), so that their code runs, and is tested, on every machine.
     # PyTorch's other entry points are checked against the canonical form on the CPU
@@ -57,10 +58,8 @@ def suite_cases(*, dtypes: Iterable[str] | None = None, devices: Iterable[str] |
     if stand_in is not None:
         sample = [t for t in chosen if not t.builtin or t.name == t.spec.canonical.name]
         found += [SuiteCase(prop, subject)
-                  for subject in subjects(sample, dtypes=dtypes, devices=[stand_in],
-                                          policy=policy)
-                  for prop in properties_for(subject.target, subject.fmt.name, stand_in)
-                  if prop.off_cpu]
+                  for prop, subject in plan_work(sample, dtypes=dtypes, devices=[stand_in],
+                                                 policy=policy, keep=lambda p: p.off_cpu)]
     return found
 
 
@@ -104,23 +103,24 @@ def kernel_params(kernel: KernelTests, *, dtypes: Iterable[str] | None,
     pol = policy_named(kernel.policy) if kernel.policy else policy
     target = kernel.target
     params = []
-    for device in kernel.devices:
-        if wanted_devices is not None and device not in wanted_devices:
-            continue
-        for dtype in kernel.dtypes:
-            if wanted_dtypes is not None and dtype not in wanted_dtypes:
-                continue
-            subject = Subject(target, float_format(dtype), device, pol)
-            if device.split(":", 1)[0] not in present:
-                why = f"no {device} device present"
-            elif not target.supports(subject.fmt, device):
-                why = f"declared by the kernel: {declared_limits(target)}"
-            else:
-                why = None
-            marks = [pytest.mark.actverify] + ([pytest.mark.skip(reason=why)] if why else [])
-            for prop in properties_for(target, dtype, device):
-                case = SuiteCase(prop, subject)
-                params.append(pytest.param(case, id=case.short_id, marks=marks))
+    listed = plan_subjects(target, dtypes=[d for d in kernel.dtypes
+                                           if wanted_dtypes is None or d in wanted_dtypes],
+                           devices=[d for d in kernel.devices
+                                    if wanted_devices is None or d in wanted_devices])
+    props = all_properties()
+    for planned in listed:
+        device = planned.device
+        checked = subject_for(target, planned.dtype, device, pol)
+        if device.split(":", 1)[0] not in present:
+            why = f"no {device} device present"
+        elif not planned.supported:
+            why = f"declared by the kernel: {declared_limits(target)}"
+        else:
+            why = None
+        marks = [pytest.mark.actverify] + ([pytest.mark.skip(reason=why)] if why else [])
+        for name in planned.properties:
+            case = SuiteCase(props[name], checked)
+            params.append(pytest.param(case, id=case.short_id, marks=marks))
     return params
 
 

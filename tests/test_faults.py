@@ -143,9 +143,20 @@ def test_faults_a_process_survives_through_the_python_api(tmp_path: Path,
 
 def test_faults_that_end_or_stall_the_process_through_check(tmp_path: Path) -> None:
     at_import = f"{REPO / 'tests' / 'faults_exit_at_import.py'}:sigmoid"
+    two = tmp_path / "two-workers.json"
     results = _check_cli(OUT_OF_PROCESS, tmp_path, more={"at_import": lambda: run(
         ["actverify", "check", at_import, "--activation", "sigmoid", "--dtype", "float32"],
-        tmp_path)})
+        tmp_path), "two_workers": lambda: run(  # each worker's crash is its own finding
+        ["actverify", "check", f"{FAULTS}:segfaults", "--activation", "sigmoid", "--dtype",
+         "float32", "--property", "signature", "--property", "determinism", "--workers", "2",
+         "--json", str(two)], tmp_path)})
+
+    done = results.pop("two_workers")
+    data = json.loads(two.read_text())
+    assert done.status == 1 and data["counts"]["planned"] == data["counts"]["failed"] == 2
+    assert [o["property"] for o in data["outcomes"]] == ["signature", "determinism"]
+    assert all("killed by SIGSEGV" in f["failure"]["message"] for f in data["findings"])
+    assert gone(done.marker)
 
     # A module that ends the process while being imported: not importable, exit 2, one line.
     done = results.pop("at_import")
@@ -277,7 +288,8 @@ def test_sigint_and_sigterm_stop_check_and_fuzz_with_their_reports(cases: list[s
             proc = subprocess.Popen(
                 [sys.executable, "-m", "actverify", "check", f"{FAULTS}:slow", "--activation",
                  "sigmoid", "--dtype", "float32", "--timeout", "20", "--property",
-                 "signature", "--property", "determinism", "--json", str(report)],
+                 "signature", "--property", "determinism", "--workers", "2",
+                 "--json", str(report)],
                 cwd=tmp_path, env=_env(marker), stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, text=True)
             while not report.exists() and proc.poll() is None:
@@ -315,6 +327,39 @@ def test_sigint_and_sigterm_stop_check_and_fuzz_with_their_reports(cases: list[s
         assert junit.tag == "testsuites" and junit.get("not_run") is not None
         assert gone(done.marker), name
     assert not list(tmp_path.glob("actverify-fuzz-*"))
+
+
+def test_sigint_and_sigterm_stop_report_workers_with_the_report(tmp_path: Path) -> None:
+    """`actverify report` on two worker processes: Ctrl-C (SIGINT to the whole process group)
+    and SIGTERM to the parent alone (as `timeout` sends it) both stop every worker and leave
+    the JSON saying the run is incomplete, with exit status 3."""
+    def report(sig: int, *, group: bool):
+        def go() -> tuple[Done, dict]:
+            path, marker = tmp_path / f"report-{sig}.json", uuid.uuid4().hex
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "actverify", "report", "--activation", "gelu",
+                 "--workers", "2", "--json", str(path)], cwd=tmp_path, env=_env(marker),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                start_new_session=group)
+            while proc.poll() is None and not (
+                    path.exists() and json.loads(path.read_text() or "{}").get("outcomes")):
+                time.sleep(0.1)  # some outcomes in: both workers are busy
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+            out, _ = proc.communicate(timeout=60)
+            return Done(proc.returncode, out, marker), json.loads(path.read_text())
+        return go
+
+    results = in_parallel({"SIGINT": report(signal.SIGINT, group=True),
+                           "SIGTERM": report(signal.SIGTERM, group=False)})
+    for name, (done, data) in results.items():
+        assert done.status == 3, (name, done.out[-2000:])
+        assert data["verdict"] == "incomplete" and not data["complete"]
+        assert 0 < data["counts"]["run"] < data["counts"]["planned"]
+        assert f"interrupted by {name}" in data["incomplete"], data["incomplete"]
+        assert gone(done.marker), name
 
 
 # ------------------------------------------------------------------------------- seeds
