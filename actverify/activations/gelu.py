@@ -30,9 +30,11 @@ def _continued_fraction(v: np.ndarray) -> np.ndarray:
     """f(v) with erfc(v) = e^(-v^2) / (sqrt(pi) f(v)), v >= 1, to the array's precision:
     v + (1/2) / (v + 1 / (v + (3/2) / (v + ...))).  It converges slower near v = 1, so each
     band gets the depth that reaches below an ulp of x87 extended precision there (checked
-    against mpmath in tests/test_references.py)."""
+    against mpmath in tests/test_references.py; 150 steps reach it at v = 1.5, so 200 there).
+    Below 1.5 only the Taylor coefficients' a_0 uses it, once per centre."""
     out = np.empty_like(v)
-    for lo, hi, depth in ((0.5, 1.0, 4000), (1.0, 2.0, 500), (2.0, 4.0, 150), (4.0, np.inf, 50)):
+    for lo, hi, depth in ((0.5, 1.0, 4000), (1.0, 1.5, 500), (1.5, 2.0, 200), (2.0, 4.0, 150),
+                          (4.0, np.inf, 50)):
         band = (v >= lo) & ((v < hi) | (hi == np.inf))  # the last band takes +inf too
         if band.any():
             w = v[band]
@@ -43,16 +45,19 @@ def _continued_fraction(v: np.ndarray) -> np.ndarray:
     return out
 
 
-MID = 0.75  # erfc's Taylor expansion point for 1/2 <= v < 1
+# erfc's Taylor expansion points for 1/2 <= v < 2, each serving |h| <= 1/4: the continued
+# fraction needs 500 to 4000 steps there, 32 terms of the series reach below an ulp of x87
+# extended precision, and the terms' growth (2 c h)^n / n! stays below 1 (no cancellation).
+CENTRES = (0.75, 1.25)
 
 
-@functools.lru_cache(maxsize=4)
-def _erfc_taylor(dtype: type) -> tuple:
-    """Coefficients of erfc(MID + h) = sum a_n h^n in `dtype`: a_0 from the continued
+@functools.lru_cache(maxsize=16)
+def _erfc_taylor(dtype: type, centre: float) -> tuple:
+    """Coefficients of erfc(centre + h) = sum a_n h^n in `dtype`: a_0 from the continued
     fraction (once, at its full depth), a_n = (-1)^n 2/sqrt(pi) e^(-c^2) H_(n-1)(c) / n!
     with the Hermite recurrence H_(k+1) = 2c H_k - 2k H_(k-1)."""
     t = dtype
-    c, pi = t(MID), np.arccos(t(-1))
+    c, pi = t(centre), np.arccos(t(-1))
     f = _continued_fraction(np.array([c], dtype=t))[0]
     coefficients = [np.exp(-c * c) / np.sqrt(pi) / f]
     scale = 2 / np.sqrt(pi) * np.exp(-c * c)
@@ -65,12 +70,11 @@ def _erfc_taylor(dtype: type) -> tuple:
     return tuple(coefficients)
 
 
-def _erfc_mid(v: np.ndarray) -> np.ndarray:
-    """erfc(v) for 1/2 <= v < 1 by its Taylor series about MID (|h| <= 1/4: 32 terms reach
-    below an ulp of extended precision), instead of the continued fraction's 2000 steps."""
-    h = v - v.dtype.type(MID)
+def _erfc_taylor_sum(v: np.ndarray, centre: float) -> np.ndarray:
+    """erfc(v) for |v - centre| <= 1/4 by its Taylor series about `centre`."""
+    h = v - v.dtype.type(centre)
     total = np.zeros_like(v)
-    for a in reversed(_erfc_taylor(v.dtype.type)):
+    for a in reversed(_erfc_taylor(v.dtype.type, centre)):
         total = total * h + a
     return total
 
@@ -84,20 +88,28 @@ def normal_cdf(x: np.ndarray) -> np.ndarray:
     format."""
     t = x.dtype.type
     pi, rt2 = np.arccos(t(-1)), np.sqrt(t(2))
+    eps = np.finfo(x.dtype).eps
     out = np.empty_like(x)
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         w = x / rt2
         near = ~((w <= -0.5) | (w >= 1))  # NaN goes here and propagates
-        mid = (w > -1) & (w <= -0.5)
-        tails = ~near & ~mid
+        v = np.abs(w)
+        taylor = ~near & (v < CENTRES[-1] + 0.25)
+        tails = ~near & ~taylor
         wn = w[near]
         w2, term = wn * wn, wn.copy()
         total = wn.copy()
-        for n in range(1, 60):
+        for n in range(1, 60):  # |w| < 1: below an ulp of the sum after about 25 terms
             term = term * (2 * w2) / t(2 * n + 1)
             total = total + term
+            if not np.any(np.abs(term) > eps * np.abs(total)):
+                break
         out[near] = (1 + 2 / np.sqrt(pi) * np.exp(-w2) * total) / 2
-        out[mid] = _erfc_mid(-w[mid]) / 2
+        vt, erfc_t = v[taylor], np.empty(int(taylor.sum()), dtype=x.dtype)
+        for centre in CENTRES:
+            band = (vt >= centre - 0.25) & (vt < centre + 0.25)
+            erfc_t[band] = _erfc_taylor_sum(vt[band], centre)
+        out[taylor] = np.where(w[taylor] < 0, erfc_t / 2, 1 - erfc_t / 2)
         a = np.abs(x[tails])
         exponent = np.frexp(a)[1]
         hi = np.ldexp(np.round(np.ldexp(a, 26 - exponent)), exponent - 26)  # 26 bits: hi^2 exact
