@@ -11,7 +11,7 @@ actverify/fuzzing/ (docs/ci.md).
 Exit status (the table in README.md): 0 every planned test ran at least once and none failed,
 1 a property failed, 2 a usage error (output paths are checked before the budget is spent),
 3 incomplete: the budget ran out before every planned test ran once, SIGINT or SIGTERM
-stopped the run (the round's whole process group is killed; the summary, JSON and JUnit XML
+stopped the run (the session's whole process group is killed; the summary, JSON and JUnit XML
 are written from what was found), or every test was skipped (nothing checked).
 """
 

@@ -2,11 +2,13 @@
 
 What is measured
 ----------------
-1. Throughput.  `actverify.fuzz.fuzz` runs the property suite (by default PyTorch's sigmoid
-   entry points in float32: `--actverify-activation sigmoid --actverify-dtype float32`) for
-   `--minutes` with 1 and then 2 pytest-xdist workers, `--repeats` times each, every run on
-   a fresh, empty example database and with the same test order (`seed`).  The figures come
-   from the workers' progress lines (actverify.fuzz.track_progress): Hypothesis examples and
+1. Throughput.  `actverify.fuzzing.orchestrator.fuzz` runs the property suite (by default
+   PyTorch's sigmoid entry points in float32: `--actverify-activation sigmoid
+   --actverify-dtype float32`) for `--minutes` with 1 and with 2 pytest-xdist workers,
+   alternately (1, 2, 1, 2, ...: a change in the machine's load hits both alike), `--repeats`
+   times each, every run on a fresh, empty example database and with the same test order
+   (`seed`).  The figures come from the workers' records
+   (actverify.fuzzing.records.track_progress): Hypothesis examples and
    input values (tensor elements) checked per second, over the wall time of the run
    ("wall", which includes starting pytest and the workers) and over the time from the
    first example to the end ("busy").  The scaling ratio is 2-worker / 1-worker.
@@ -47,7 +49,7 @@ def sigmoid(x):  # planted: 2**-12 too large on [3, 3 + 2**-12)
 
 
 def _run(work: Path, name: str, **kwargs) -> dict:
-    from actverify.fuzz import fuzz
+    from actverify.fuzzing.orchestrator import fuzz
 
     path = work / f"{name}.json"
     fuzz(json_path=str(path), out=io.StringIO(), **kwargs)
@@ -93,14 +95,17 @@ def main() -> int:
 
 
 def _throughput(args: argparse.Namespace, work: Path, select: list[str]) -> int:
+    by_workers: dict[int, list[dict]] = {1: [], 2: []}
+    for r in range(args.repeats):
+        for workers in by_workers:
+            by_workers[workers].append(
+                _run(work, f"w{workers}-{r}", minutes=args.minutes, workers=workers,
+                     db=f"dir:{work / f'db-w{workers}-{r}'}", seed=r, pytest_args=select))
     rows = {}
-    for workers in (1, 2):
-        runs = [_run(work, f"w{workers}-{r}", minutes=args.minutes, workers=workers,
-                     db=f"dir:{work / f'db-w{workers}-{r}'}", seed=r, pytest_args=select)
-                for r in range(args.repeats)]
+    for workers, runs in by_workers.items():
         if not all(run["examples_counted"] for run in runs):
             print("examples are not counted: actverify.runner.run_property does not call "
-                  "actverify.fuzz.track_progress")
+                  "actverify.fuzzing.records.track_progress")
             return 1
         busy = [r["busy_seconds"] for r in runs]
         rows[workers] = {
@@ -109,14 +114,16 @@ def _throughput(args: argparse.Namespace, work: Path, select: list[str]) -> int:
             "ex_busy": [r["examples"] / b if b else None for r, b in zip(runs, busy)],
             "val_busy": [r["values"] / b if b else None for r, b in zip(runs, busy)],
             "props": [r["properties_run"] for r in runs],
+            "rounds": [len(r["rounds"]) for r in runs],
             "fail": sum(len(r["failures"]) for r in runs),
         }
     print(f"\nthroughput: {args.minutes:g} min per run, {args.repeats} runs per row, "
           f"suite: {' '.join(select)}")
-    print(f"{'workers':>7}  {'properties':>10}  {'examples/s wall':>22}  "
+    print(f"{'workers':>7}  {'rounds':>6}  {'properties':>10}  {'examples/s wall':>22}  "
           f"{'examples/s busy':>22}  {'values/s wall':>28}  {'values/s busy':>28}")
     for w, row in rows.items():
-        print(f"{w:>7}  {statistics.median(row['props']):>10g}  {_median(row['ex_wall']):>22}"
+        print(f"{w:>7}  {statistics.median(row['rounds']):>6g}  "
+              f"{statistics.median(row['props']):>10g}  {_median(row['ex_wall']):>22}"
               f"  {_median(row['ex_busy']):>22}  {_median(row['val_wall']):>28}  "
               f"{_median(row['val_busy']):>28}")
         if row["fail"]:

@@ -7,10 +7,11 @@ subprocess, under pytest-xdist (`-n WORKERS`) and the `actverify-fuzz` Hypothesi
 in rounds: each round runs every selected property once, in an order shuffled by the round's
 seed, with at most 5, 20, 80, ... examples per property (up to the profile's max_examples):
 coverage before depth, every planned test gets its first examples before any gets more.
-No round starts when the budget is nearly spent; the running round's process
-group gets SIGINT 15 s before the deadline (at most a tenth of the budget; pytest writes its
-report and JUnit XML) and SIGKILL at the deadline.  A round in which a property fails is
-finished, and no round follows it.
+The rounds run in one pytest session (`--actverify-rounds`, actverify/fuzzing/shard.py): the
+workers start, import torch and collect the suite once, and a worker that is done with its
+share of a round goes on with the next one instead of waiting for the slowest test.  At the
+deadline the session's process group gets SIGKILL: everything found is in the records already.
+When a property fails, the rounds up to the one it failed in are finished, and no round follows.
 Hypothesis draws fresh random seeds in every round: `--hypothesis-seed` is never passed,
 because Hypothesis turns the example database off for tests run under a fixed seed.
 
@@ -41,19 +42,17 @@ from typing import TextIO
 
 from actverify.errors import UsageError
 from actverify.fuzzing.records import RECORDS_ENV, read_records
-from actverify.fuzzing.shard import parse_shard
+from actverify.fuzzing.shard import parse_shard, round_examples
 from actverify.outcomes import TIMED_OUT_MARK
 from actverify.progress import Progress, clock, human, progress
 from actverify.threads import child_env
 from actverify.threads import resolve as resolve_threads
 
-FIRST_ROUND_EXAMPLES = 5  # examples per property in round 1 (coverage first); x4 each round after
-MIN_ROUND_SECONDS = 10.0  # never start a round with less budget left than this
-# pytest-xdist needs ~13 s after SIGINT to write its report (it waits up to 10 s for the
-# workers): the round gets SIGINT this long before the deadline (at most a tenth of the
-# budget) and SIGKILL at the deadline, so the run never outlasts its budget.
-GRACE_SECONDS = 15.0
-POLL_SECONDS = 0.25  # how often a round's records and deadlines are looked at
+MIN_ROUND_SECONDS = 10.0  # never start a session with less budget left than this
+# Rounds per pytest session: enough to reach the fuzz profile's 2000 examples (5, 20, ...,
+# 1280, 2000) and go on; a session that finishes them all is followed by another.
+SESSION_ROUNDS = 8
+POLL_SECONDS = 0.25  # how often a session's records and the deadline are looked at
 SUITE_PACKAGE = "actverify.testsuite"
 FAILED = ("FAILED", "ERROR")  # result statuses that are findings
 
@@ -68,10 +67,20 @@ class _Failure:
 
 
 @dataclass
+class _Round:
+    number: int
+    max_examples: int
+    results: list[tuple[str, str, float]] = field(default_factory=list)  # (test, status, s)
+    first: float | None = None  # when its first and last results came (time.monotonic)
+    last: float | None = None
+
+
+@dataclass
 class _State:
-    """What the run has learnt so far, from the records of every round."""
+    """What the run has learnt so far, from the records of every session."""
 
     start: float
+    cap: int  # the fuzz profile's max_examples
     examples_done: int = 0  # from finished property runs
     values_done: int = 0
     running: dict[str, tuple[int, int]] = field(default_factory=dict)  # run -> (examples, values)
@@ -79,8 +88,9 @@ class _State:
     first_record: float | None = None
     first_result: float | None = None  # seconds from the start to the first test's result
     results: dict[str, int] = field(default_factory=dict)  # PASSED/FAILED/... -> count (all rounds)
-    round_done: int = 0
-    round_items: int | None = None
+    planned: int | None = None  # the tests of one round
+    rounds: dict[int, _Round] = field(default_factory=dict)
+    evidence: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     failures: dict[str, _Failure] = field(default_factory=dict)
 
     @property
@@ -91,15 +101,29 @@ class _State:
     def values(self) -> int:
         return self.values_done + sum(v for _, v in self.running.values())
 
+    def round(self, number: int) -> _Round:
+        if number not in self.rounds:
+            self.rounds[number] = _Round(number, round_examples(number, self.cap))
+        return self.rounds[number]
 
-@dataclass
-class _Round:
-    number: int
-    max_examples: int
-    started: float
-    results: list[tuple[str, str]] = field(default_factory=list)  # (test id, status)
-    stopping: bool = False  # we sent SIGINT or SIGKILL: failures from now on are ours
-    first_result: float | None = None  # seconds from the round's start to its first result
+    def complete(self, number: int) -> bool:
+        done = self.rounds.get(number)
+        return bool(self.planned) and done is not None and len(done.results) >= self.planned
+
+    def current(self) -> _Round:
+        """The first round not complete: what the display shows."""
+        number = 1
+        while self.complete(number):
+            number += 1
+        return self.rounds.get(number) or _Round(number, round_examples(number, self.cap))
+
+    def covered(self) -> dict[str, int]:
+        """Test id -> the rounds in which it finished."""
+        out: dict[str, int] = {}
+        for rnd in self.rounds.values():
+            for test in {t for t, _, _ in rnd.results}:
+                out[test] = out.get(test, 0) + 1
+        return out
 
 
 def _suite_root() -> Path:
@@ -158,53 +182,44 @@ def _actverify_options(pytest_args: Sequence[str]) -> list[str]:
     return out
 
 
-def _status_line(state: _State, rnd: _Round | None, deadline: float) -> str:
+def _status_line(state: _State, deadline: float) -> str:
     """The one line the display shows: elapsed/budget, round, properties, rates, failures."""
     elapsed = time.monotonic() - state.start
     rate = f"{human(state.examples / elapsed)}/s" if elapsed > 0 else "-"
     vrate = f"{human(state.values / elapsed)}/s" if elapsed > 0 else "-"
-    total = f"/{state.round_items}" if state.round_items else ""
+    rnd = state.current()
+    total = f"/{state.planned}" if state.planned else ""
     text = (f"[{clock(elapsed)}/{clock(deadline - state.start)}] "
-            f"round {rnd.number if rnd else 0} (<= {rnd.max_examples if rnd else 0} examples) "
-            f"| properties {state.round_done}{total} | ")
+            f"round {rnd.number} (<= {rnd.max_examples} examples) "
+            f"| properties {len(rnd.results)}{total} | ")
     if state.records:
         text += (f"examples {human(state.examples)} ({rate}) | "
                  f"values {human(state.values)} ({vrate}) | ")
     return text + f"failures {len(state.failures)}"
 
 
-def _note_failure(state: _State, bar: Progress, nodeid: str, rnd: _Round, *,
-                  text: str | None = None, replay: str | None = None) -> None:
-    f = state.failures.get(nodeid)
-    if f is None:
-        f = state.failures[nodeid] = _Failure(nodeid, time.monotonic() - state.start,
-                                              rnd.number)
-        bar.say(f"FAILURE after {clock(f.found_after)} in round {rnd.number}: {nodeid}")
-    # The property's own record (format_failure, with the replay file) comes before the
-    # test's result and says more than pytest's message.
-    f.text = f.text or text
-    f.replay = f.replay or replay
-
-
-def _take(records: list[dict], state: _State, rnd: _Round, bar: Progress) -> None:
-    """Fold a round's new records into the state."""
+def _take(records: list[dict], state: _State, bar: Progress) -> None:
+    """Fold new records into the state."""
     for rec in records:
         kind = rec.get("kind")
         if kind == "collected":
-            if state.round_items is None:  # every worker collects the same tests
-                state.round_items = rec.get("items")
+            if state.planned is None:  # every worker collects the same tests
+                state.planned = rec.get("items")
         elif kind == "result":
-            status, test = rec.get("status"), rec.get("test")
-            if rnd.stopping and status in FAILED:
-                continue  # interrupted by us, not a finding (real ones have been recorded)
+            test, status = rec.get("test"), rec.get("status")
             now = time.monotonic()
-            rnd.first_result = rnd.first_result or now - rnd.started
+            rnd = state.round(rec.get("round") or 1)
+            rnd.first, rnd.last = rnd.first or now, now
+            rnd.results.append((test, status, rec.get("seconds") or 0.0))
             state.first_result = state.first_result or now - state.start
-            rnd.results.append((test, status))
-            state.round_done = len(rnd.results)
             state.results[status] = state.results.get(status, 0) + 1
-            if status in FAILED:
-                _note_failure(state, bar, test, rnd, text=rec.get("text"))
+            if status in FAILED and test not in state.failures:
+                # The property's own record (format_failure, with the replay file) came
+                # before the test's result and says more than pytest's message.
+                text, replay = state.evidence.get(test, (None, None))
+                f = state.failures[test] = _Failure(test, now - state.start, rnd.number,
+                                                    text or rec.get("text"), replay)
+                bar.say(f"FAILURE after {clock(f.found_after)} in round {rnd.number}: {test}")
         elif kind == "property":
             state.records += 1
             state.first_record = state.first_record or time.monotonic()
@@ -216,50 +231,36 @@ def _take(records: list[dict], state: _State, rnd: _Round, bar: Progress) -> Non
             state.examples_done += rec.get("examples", 0)
             state.values_done += rec.get("values", 0)
             if rec.get("status") in ("failed", "error") and rec.get("test"):
-                _note_failure(state, bar, rec["test"], rnd,
-                              text=rec.get("text") or rec.get("reason"), replay=rec.get("replay"))
+                state.evidence[rec["test"]] = (rec.get("text") or rec.get("reason"),
+                                               rec.get("replay"))
 
 
-def _junit_of_round(rnd: int, results: Sequence[tuple[str, str]], texts: dict[str, str],
-                    path: Path) -> None:
-    """A JUnit file for a round that was killed before pytest wrote its own: the properties
-    that finished, with their outcome and the failure evidence."""
+def _write_junit(state: _State, dest: Path, *, planned: int, covered: dict[str, int]) -> None:
+    """JUnit XML of the run, from the records: one <testsuite> per round, and on
+    <testsuites> what was planned and what ran (for CI dashboards)."""
     import xml.etree.ElementTree as ET
 
-    suite = ET.Element("testsuite", name=f"fuzz-round-{rnd}", tests=str(len(results)),
-                       failures=str(sum(s == "FAILED" for _, s in results)),
-                       errors=str(sum(s == "ERROR" for _, s in results)),
-                       skipped=str(sum(s == "SKIPPED" for _, s in results)))
-    for nodeid, status in results:
-        module, _, name = nodeid.partition("::")
-        case = ET.SubElement(suite, "testcase", classname=module.removesuffix(".py")
-                             .replace("/", "."), name=name)
-        if status in FAILED:
-            tag = "failure" if status == "FAILED" else "error"
-            text = texts.get(nodeid, "")
-            ET.SubElement(case, tag, message=text.split("\n", 1)[0][:200]).text = text
-        elif status == "SKIPPED":
-            ET.SubElement(case, "skipped")
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
-
-
-def _merge_junit(paths: Sequence[Path], dest: Path, *, planned: int | None = None,
-                 covered: dict[str, int] | None = None) -> None:
-    import xml.etree.ElementTree as ET
-
-    root = ET.Element("testsuites", name="actverify fuzz")
-    if planned is not None:  # what was planned and what ran, for CI dashboards
-        root.set("planned", str(planned))
-        root.set("run", str(len(covered or {})))
-        root.set("not_run", str(max(planned - len(covered or {}), 0)))
-    for p in paths:
-        try:
-            tree = ET.parse(p)
-        except (ET.ParseError, OSError):
-            continue
-        top = tree.getroot()
-        for suite in ([top] if top.tag == "testsuite" else top.findall("testsuite")):
-            root.append(suite)
+    root = ET.Element("testsuites", name="actverify fuzz", planned=str(planned),
+                      run=str(len(covered)), not_run=str(max(planned - len(covered), 0)))
+    for number in sorted(state.rounds):
+        results = state.rounds[number].results
+        suite = ET.SubElement(
+            root, "testsuite", name=f"fuzz-round-{number}", tests=str(len(results)),
+            failures=str(sum(s == "FAILED" for _, s, _ in results)),
+            errors=str(sum(s == "ERROR" for _, s, _ in results)),
+            skipped=str(sum(s == "SKIPPED" for _, s, _ in results)),
+            time=f"{sum(t for _, _, t in results):.3f}")
+        for nodeid, status, seconds in results:
+            module, _, name = nodeid.partition("::")
+            case = ET.SubElement(suite, "testcase", classname=module.removesuffix(".py")
+                                 .replace("/", "."), name=name, time=f"{seconds:.3f}")
+            if status in FAILED:
+                failure = state.failures.get(nodeid)
+                text = (failure.text if failure else None) or ""
+                tag = "failure" if status == "FAILED" else "error"
+                ET.SubElement(case, tag, message=text.split("\n", 1)[0][:200]).text = text
+            elif status == "SKIPPED":
+                ET.SubElement(case, "skipped")
     dest.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(dest, encoding="utf-8", xml_declaration=True)
 
@@ -286,10 +287,6 @@ _STOP = _StopFlag()
 
 def _stop_requested(signum, frame) -> None:
     _STOP.set(signal.Signals(signum).name)
-
-
-def _round_examples(rnd: int, cap: int) -> int:
-    return min(cap, FIRST_ROUND_EXAMPLES * 4 ** (rnd - 1))
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -345,7 +342,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     budget = minutes * 60.0
     start = time.monotonic()
     deadline = start + budget
-    state = _State(start=start)
+    state = _State(start=start, cap=cap)
     work = Path(tempfile.mkdtemp(prefix="actverify-fuzz-"))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT_TEST"))}
@@ -367,72 +364,59 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     for t in targets:
         base += ["--actverify-target", t]
     where = describe(effective) if effective else ".hypothesis/examples (local)"
-    rounds: list[dict] = []
-    junit_files: list[Path] = []
+    sessions: list[dict] = []
     usage_message = None
-    startup = None
-    planned: int | None = None  # tests in a full round: what every round means to cover
-    covered: dict[str, int] = {}  # test id -> rounds in which it finished
+    startup = None  # seconds from a session's start to its first result
     previous = {sig: signal.signal(sig, _stop_requested) for sig in (signal.SIGINT,
                                                                       signal.SIGTERM)}
     _STOP.clear()
-    with progress(total=None, label=_status_line(state, None, deadline), out=out) as bar:
+    with progress(total=None, label=_status_line(state, deadline), out=out) as bar:
         bar.say(f"fuzz: {workers} worker{'s' * (workers != 1)}, shard {shard or 'all'}, "
                 f"budget {clock(budget)}, database {where}"
                 f"{' read-only' if effective and read_only_db else ''}, order seed {seed}")
         try:
             while not _STOP.is_set():
                 remaining = deadline - time.monotonic()
-                if rounds and remaining < max(MIN_ROUND_SECONDS, 1.5 * (startup or 0)):
+                if sessions and remaining < max(MIN_ROUND_SECONDS, 1.5 * (startup or 0)):
                     break
-                number = len(rounds) + 1
-                rnd = _Round(number, _round_examples(number, cap), time.monotonic())
-                state.round_done, state.round_items = 0, None
-                junit = work / f"round-{number}.xml"
-                cmd = base + ["--actverify-order", str(seed + number - 1),
-                              "--actverify-max-examples", str(rnd.max_examples),
-                              f"--junitxml={junit}", "-o", f"junit_suite_name=fuzz-round-{number}",
-                              *pytest_args]
-                grace = min(GRACE_SECONDS, 0.1 * budget)
-                rc, log = _run_round(cmd, env, work, state, bar, rnd, deadline - grace,
-                                     deadline)
-                planned = planned if planned is not None else state.round_items
-                for nodeid, _ in rnd.results:
-                    covered[nodeid] = covered.get(nodeid, 0) + 1
+                first = 1 + SESSION_ROUNDS * len(sessions)
+                cmd = base + ["--actverify-order", str(seed),
+                              "--actverify-rounds", str(SESSION_ROUNDS),
+                              "--actverify-first-round", str(first), *pytest_args]
+                session = _run_session(cmd, env, work, state, bar, number=len(sessions) + 1,
+                                       rounds=range(first, first + SESSION_ROUNDS),
+                                       deadline=deadline)
+                sessions.append(session)
                 if startup is None:
-                    startup = rnd.first_result or (time.monotonic() - rnd.started)
-                if not junit.exists():  # killed at the deadline before pytest wrote it
-                    texts = {f.nodeid: f.text or "" for f in state.failures.values()}
-                    _junit_of_round(number, rnd.results, texts, junit)
-                junit_files.append(junit)
-                rounds.append({"round": number, "max_examples": rnd.max_examples,
-                               "seconds": round(time.monotonic() - rnd.started, 2),
-                               "properties": len(rnd.results), "pytest_status": rc,
-                               "stopped_at_deadline": rnd.stopping})
-                if state.failures or rnd.stopping or _STOP.is_set():
+                    startup = session["startup_seconds"] or session["seconds"]
+                if state.failures or session["stopped"] or _STOP.is_set():
                     break
-                if rc == 0:
-                    continue  # the round finished within the budget: another, deeper one
-                if rc == 5:
+                if session["pytest_status"] == 0:
+                    continue  # every round of the session finished: more, deeper ones
+                if session["pytest_status"] == 5:
                     usage_message = ("no property selected: check -k, the --actverify-* "
                                      "options and --shard")
                 else:
-                    tail = "\n".join(log.splitlines()[-25:])
-                    usage_message = f"pytest stopped with status {rc}:\n{tail}"
+                    tail = "\n".join(session.pop("log").splitlines()[-25:])
+                    usage_message = (f"pytest stopped with status "
+                                     f"{session['pytest_status']}:\n{tail}")
                 break
         except KeyboardInterrupt:
             _STOP.set("SIGINT")
         finally:
-            state.running.clear()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+    for session in sessions:
+        session.pop("log", None)
+    covered = state.covered()
+    planned = state.planned or 0
     try:
-        summary = _report(state=state, rounds=rounds, planned=planned, covered=covered,
-                         usage_message=usage_message, targets=targets, effective=effective,
-                         read_only_db=read_only_db, pytest_args=pytest_args, budget=budget,
-                         workers=workers, shard=shard, seed=seed, out=out)
+        summary = _report(state=state, sessions=sessions, planned=planned, covered=covered,
+                          usage_message=usage_message, targets=targets, effective=effective,
+                          read_only_db=read_only_db, pytest_args=pytest_args, budget=budget,
+                          workers=workers, shard=shard, seed=seed, out=out)
         if junit_file is not None:
-            _merge_junit(junit_files, junit_file, planned=planned or 0, covered=covered)
+            _write_junit(state, junit_file, planned=planned, covered=covered)
         if json_file is not None:
             json_file.write_text(json.dumps(summary, indent=2) + "\n")
     finally:
@@ -440,35 +424,35 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
     return summary["status"]
 
 
-def _run_round(cmd: list[str], env: dict, work: Path, state: _State, bar: Progress,
-               rnd: _Round, stop_at: float, kill_at: float) -> tuple[int, str]:
-    """Run one round of pytest in its own process group, reading its records as they come;
-    SIGINT at `stop_at` (pytest writes its report), SIGKILL to the whole group at `kill_at`.
-    Returns pytest's exit status and its console output (shown only when pytest fails)."""
-    records = work / f"round-{rnd.number}.jsonl"
-    log = work / f"round-{rnd.number}.log"
+def _run_session(cmd: list[str], env: dict, work: Path, state: _State, bar: Progress, *,
+                 number: int, rounds: range, deadline: float) -> dict:
+    """Run one pytest session (its rounds) in its own process group, reading its records as
+    they come.  SIGKILL to the whole group at the deadline, on SIGINT/SIGTERM, and when a
+    failure's round and every round before it are complete.  Returns what the summary says
+    of the session (with pytest's console output as "log", shown only when pytest fails)."""
+    records = work / f"session-{number}.jsonl"
+    log = work / f"session-{number}.log"
     env = {**env, RECORDS_ENV: str(records)}
-    offset, killed = 0, False
+    started = time.monotonic()
+    first_result = state.first_result
+    offset, stopped, killed = 0, False, False
     with open(log, "wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
     try:
         while True:
-            now = time.monotonic()
-            if _STOP.is_set() and not killed:  # SIGINT/SIGTERM: stop the whole group now
-                _signal_group(proc, signal.SIGKILL)
-                rnd.stopping = killed = True
-            if not rnd.stopping and now >= stop_at:
-                _signal_group(proc, signal.SIGINT)
-                rnd.stopping = True
-            if not killed and now >= kill_at:
-                _signal_group(proc, signal.SIGKILL)
-                killed = True
             done = _wait(proc, POLL_SECONDS)
             new, offset = read_records(records, offset)
-            _take(new, state, rnd, bar)
-            bar.describe(_status_line(state, rnd, kill_at))
+            _take(new, state, bar)
+            bar.describe(_status_line(state, deadline))
             if done:
+                break
+            failed_in = min((f.round for f in state.failures.values()), default=None)
+            finished = failed_in is not None and all(state.complete(r) for r in rounds
+                                                     if r <= failed_in)
+            if _STOP.is_set() or time.monotonic() >= deadline or finished:
+                _signal_group(proc, signal.SIGKILL)
+                stopped, killed = not finished, True
                 break
     except BaseException:
         _signal_group(proc, signal.SIGKILL)
@@ -477,8 +461,18 @@ def _run_round(cmd: list[str], env: dict, work: Path, state: _State, bar: Progre
         rc = proc.wait()
         _signal_group(proc, signal.SIGKILL)  # stragglers (a worker stuck in C code)
     new, offset = read_records(records, offset)
-    _take(new, state, rnd, bar)
-    return rc, log.read_text(errors="replace")
+    _take(new, state, bar)
+    # What a property running at the kill had checked counts; it is finished no more.
+    if killed:
+        state.examples_done, state.values_done = state.examples, state.values
+        state.running.clear()
+    startup = (state.first_result - (started - state.start)
+               if state.first_result is not None and first_result is None else None)
+    return {"session": number, "rounds": [rounds.start, rounds.stop - 1],
+            "seconds": round(time.monotonic() - started, 2),
+            "startup_seconds": round(startup, 2) if startup is not None else None,
+            "pytest_status": None if killed else rc, "stopped": stopped,
+            "log": log.read_text(errors="replace")}
 
 
 def _wait(proc: subprocess.Popen, seconds: float) -> bool:
@@ -490,7 +484,7 @@ def _wait(proc: subprocess.Popen, seconds: float) -> bool:
         return False
 
 
-def _report(*, state: _State, rounds: list[dict], planned: int | None,
+def _report(*, state: _State, sessions: list[dict], planned: int,
             covered: dict[str, int], usage_message: str | None, targets: Sequence[str],
             effective: str | None, read_only_db: bool, pytest_args: Sequence[str],
             budget: float, workers: int, shard: str | None, seed: int, out: TextIO) -> dict:
@@ -501,6 +495,9 @@ def _report(*, state: _State, rounds: list[dict], planned: int | None,
 
     interrupted_by_user = _STOP.is_set()
     elapsed = time.monotonic() - state.start
+    rounds = [{"round": n, "max_examples": r.max_examples, "properties": len(r.results),
+               "complete": state.complete(n), "seconds": round(r.last - r.first, 2)}
+              for n, r in sorted(state.rounds.items()) if r.results]
     status = 0
     if usage_message is not None and not state.failures:
         out.write(f"error: {usage_message}\n")
@@ -568,7 +565,7 @@ def _report(*, state: _State, rounds: list[dict], planned: int | None,
         "budget_seconds": budget, "workers": workers, "shard": shard, "order_seed": seed,
         "database": describe(effective) if effective else None,
         "read_only_database": bool(effective and read_only_db),
-        "rounds": rounds, "properties_run": sum(state.results.values()),
+        "rounds": rounds, "sessions": sessions, "properties_run": sum(state.results.values()),
         "results": state.results, "examples": state.examples, "values": state.values,
         "examples_per_second": round(state.examples / elapsed, 2) if elapsed else None,
         "values_per_second": round(state.values / elapsed, 1) if elapsed else None,
