@@ -11,7 +11,10 @@ What is measured
    (actverify.fuzzing.records.track_progress): Hypothesis examples and
    input values (tensor elements) checked per second, over the wall time of the run
    ("wall", which includes starting pytest and the workers) and over the time from the
-   first example to the end ("busy").  The scaling ratio is 2-worker / 1-worker.
+   first example to the end ("busy"), and examples per CPU-second of the workers (what a
+   worker makes of the processor it gets: on a machine others use, a ratio near 1 says the
+   workers do not slow each other down, and the wall ratio is bounded by the cores free).
+   The scaling ratio is 2-worker / 1-worker; the load average is printed before and after.
 2. Time to find a planted bug.  A kernel written to a temporary directory is sigmoid except
    that it is 2^-12 too large (about 2^11 ulp in float32) on [3, 3 + 2^-12), 2,048 of the
    2^32 float32 bit patterns.  `fuzz` runs the sigmoid properties against it in float32
@@ -80,7 +83,8 @@ def main() -> int:
     import torch
 
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, torch "
-          f"{torch.__version__}, Hypothesis {hypothesis.__version__}")
+          f"{torch.__version__}, Hypothesis {hypothesis.__version__}, load average "
+          f"{os.getloadavg()[0]:.1f}")
     select = args.select.split()
     with tempfile.TemporaryDirectory(prefix="fuzz-scaling-") as tmp:
         work = Path(tmp)
@@ -114,11 +118,12 @@ def _throughput(args: argparse.Namespace, work: Path, select: list[str]) -> int:
             "ex_busy": [r["examples"] / b if b else None for r, b in zip(runs, busy)],
             "val_busy": [r["values"] / b if b else None for r, b in zip(runs, busy)],
             "props": [r["properties_run"] for r in runs],
+            "ex_cpu": [r["examples_per_cpu_second"] for r in runs],
             "rounds": [len(r["rounds"]) for r in runs],
             "fail": sum(len(r["failures"]) for r in runs),
         }
     print(f"\nthroughput: {args.minutes:g} min per run, {args.repeats} runs per row, "
-          f"suite: {' '.join(select)}")
+          f"suite: {' '.join(select)}; load average now {os.getloadavg()[0]:.1f}")
     print(f"{'workers':>7}  {'rounds':>6}  {'properties':>10}  {'examples/s wall':>22}  "
           f"{'examples/s busy':>22}  {'values/s wall':>28}  {'values/s busy':>28}")
     for w, row in rows.items():
@@ -128,7 +133,11 @@ def _throughput(args: argparse.Namespace, work: Path, select: list[str]) -> int:
               f"{_median(row['val_busy']):>28}")
         if row["fail"]:
             print(f"         ({row['fail']} failures: see docs/findings.md)")
+    for w, row in rows.items():
+        print(f"{w} worker{'s' * (w != 1)}: examples per worker CPU-second "
+              f"{_median(row['ex_cpu'])}")
     for key, label in (("ex_wall", "examples/s wall"), ("ex_busy", "examples/s busy"),
+                       ("ex_cpu", "examples per worker CPU-second"),
                        ("val_wall", "values/s wall"), ("val_busy", "values/s busy")):
         one = statistics.median([v for v in rows[1][key] if v])
         two = statistics.median([v for v in rows[2][key] if v])

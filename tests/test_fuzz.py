@@ -387,3 +387,41 @@ def test_a_corrupt_entry_in_redis_warns_and_the_run_goes_on(redis_url: str) -> N
         assert list(db.fetch(b"corrupt")) == []
     db.save(b"fine", b"value")
     assert b"value" in set(db.fetch(b"fine"))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_rounds_repeat_the_tests_in_one_session_with_growing_caps(workers: int,
+                                                                  tmp_path: Path) -> None:
+    """--actverify-rounds: every selected test once per round, round r capped at 5 x 4^(r-1)
+    examples (and at --actverify-max-examples); results are recorded once each (by the xdist
+    controller, not its workers too), with their round."""
+    import actverify.testsuite
+
+    records = tmp_path / "records.jsonl"
+    # --confcutdir: this checkout's conftest.py loads the `dev` profile, as `fuzz` keeps out.
+    suite = Path(actverify.testsuite.__file__).parent
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "actverify.testsuite", "-q",
+         f"--confcutdir={suite}",
+         "-p", "no:cacheprovider", "--hypothesis-profile", "actverify-fuzz", "-n", str(workers),
+         "--actverify-activation", "sigmoid", "--actverify-dtype", "float32",
+         "--actverify-device", "cpu", "-k", "accuracy", "--actverify-rounds", "3",
+         "--actverify-order", "7", "--actverify-max-examples", "12"],
+        cwd=tmp_path, env=_env(ACTVERIFY_PROGRESS=str(records)), capture_output=True,
+        text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = [json.loads(line) for line in records.read_text().splitlines()]
+    planned = {r["items"] for r in got if r["kind"] == "collected"}
+    results = [r for r in got if r["kind"] == "result"]
+    assert len(planned) == 1 and (n := planned.pop()) >= 3
+    per_round = {k: [r["test"] for r in results if r["round"] == k] for k in (1, 2, 3)}
+    assert len(results) == 3 * n and all(r["status"] == "PASSED" for r in results)
+    assert all(len(t) == len(set(t)) == n for t in per_round.values())
+    assert set(per_round[1]) == set(per_round[2]) == set(per_round[3])
+    examples = [r["examples"] for r in got if r["kind"] == "property"
+                and r["status"] != "running"]
+    assert len(examples) == 3 * n and 5 < max(examples) <= 12
+    if workers == 0:  # one process: results and property records in the order of the rounds
+        assert per_round[1] != per_round[2] != per_round[3]  # each round shuffled its own way
+        caps = [sharding.round_examples(r["round"], 12) for r in results]
+        assert all(e <= cap for e, cap in zip(examples, caps)), list(zip(examples, caps))

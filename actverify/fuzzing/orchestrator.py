@@ -48,7 +48,7 @@ from actverify.progress import Progress, clock, human, progress
 from actverify.threads import child_env
 from actverify.threads import resolve as resolve_threads
 
-MIN_ROUND_SECONDS = 10.0  # never start a session with less budget left than this
+MIN_SESSION_SECONDS = 10.0  # never start a session with less budget left than this
 # Rounds per pytest session: enough to reach the fuzz profile's 2000 examples (5, 20, ...,
 # 1280, 2000) and go on; a session that finishes them all is followed by another.
 SESSION_ROUNDS = 8
@@ -85,6 +85,8 @@ class _State:
     values_done: int = 0
     running: dict[str, tuple[int, int]] = field(default_factory=dict)  # run -> (examples, values)
     records: int = 0  # property records read (0: the runner does not report examples)
+    finished_examples: int = 0  # of the properties that finished, and their CPU time
+    cpu_seconds: float = 0.0
     first_record: float | None = None
     first_result: float | None = None  # seconds from the start to the first test's result
     results: dict[str, int] = field(default_factory=dict)  # PASSED/FAILED/... -> count (all rounds)
@@ -230,6 +232,8 @@ def _take(records: list[dict], state: _State, bar: Progress) -> None:
             state.running.pop(run, None)
             state.examples_done += rec.get("examples", 0)
             state.values_done += rec.get("values", 0)
+            state.finished_examples += rec.get("examples", 0)
+            state.cpu_seconds += rec.get("cpu_seconds", 0.0)
             if rec.get("status") in ("failed", "error") and rec.get("test"):
                 state.evidence[rec["test"]] = (rec.get("text") or rec.get("reason"),
                                                rec.get("replay"))
@@ -377,7 +381,7 @@ def fuzz(*, targets: Sequence[str] = (), minutes: float, workers: int, db: str |
         try:
             while not _STOP.is_set():
                 remaining = deadline - time.monotonic()
-                if sessions and remaining < max(MIN_ROUND_SECONDS, 1.5 * (startup or 0)):
+                if sessions and remaining < max(MIN_SESSION_SECONDS, 1.5 * (startup or 0)):
                     break
                 first = 1 + SESSION_ROUNDS * len(sessions)
                 cmd = base + ["--actverify-order", str(seed),
@@ -570,6 +574,10 @@ def _report(*, state: _State, sessions: list[dict], planned: int,
         "examples_per_second": round(state.examples / elapsed, 2) if elapsed else None,
         "values_per_second": round(state.values / elapsed, 1) if elapsed else None,
         "examples_counted": state.records > 0,
+        # Per CPU-second of the workers (finished properties): what a worker does with the
+        # processor it gets, whatever else runs on the machine.
+        "examples_per_cpu_second": (round(state.finished_examples / state.cpu_seconds, 2)
+                                    if state.cpu_seconds else None),
         "busy_seconds": round(busy, 2) if busy else None,
         "first_result_seconds": round(state.first_result, 2) if state.first_result else None,
         "first_failure_seconds": min((f["found_after_s"] for f in failures), default=None),

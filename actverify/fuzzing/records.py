@@ -14,8 +14,8 @@ on a file opened with O_APPEND, so that the lines of concurrent processes never 
   process without workers);
 * `{"kind": "property", "status": "running" | "passed" | "failed" | ..., "examples": N,
   "values": N, ...}`: a property's figures while it runs and when it ends
-  (`actverify.runner.run_property` calls `track_progress`), with the failure's text and
-  replay command.
+  (`actverify.runner.run_property` calls `track_progress`), then with its wall and CPU
+  seconds, the failure's text and replay command.
 
 Test ids are pytest node ids relative to the rootdir (`test_values.py::test_property[...]`).
 
@@ -124,6 +124,7 @@ def track_progress(outcome: Outcome) -> Callable[[], None]:
     current = os.environ.get("PYTEST_CURRENT_TEST", "")
     test = current.rsplit(" (", 1)[0] or None
     run = f"{os.getpid()}-{next(_seq)}"
+    cpu = time.process_time()  # the worker runs one property at a time: its CPU time is this one's
     with _lock:
         _active[id(outcome)] = [outcome, run, test, -1]
         if _sampler is None or not _sampler.is_alive():
@@ -137,6 +138,7 @@ def track_progress(outcome: Outcome) -> Callable[[], None]:
             try:
                 record = _property_record(outcome, run, test, outcome.status)
                 record["seconds"] = round(outcome.seconds, 3)
+                record["cpu_seconds"] = round(time.process_time() - cpu, 3)
                 if outcome.failure is not None:
                     record["text"] = format_failure(outcome)
                     record["replay"] = outcome.failure.replay
