@@ -134,8 +134,10 @@ def _throughput(args: argparse.Namespace, work: Path, select: list[str]) -> int:
         if row["fail"]:
             print(f"         ({row['fail']} failures: see docs/findings.md)")
     for w, row in rows.items():
+        # examples/s over examples per CPU-second: the processors the workers got, on average
+        got = [e / c for e, c in zip(row["ex_busy"], row["ex_cpu"]) if e and c]
         print(f"{w} worker{'s' * (w != 1)}: examples per worker CPU-second "
-              f"{_median(row['ex_cpu'])}")
+              f"{_median(row['ex_cpu'])}; CPUs the workers got {_median(got)}")
     for key, label in (("ex_wall", "examples/s wall"), ("ex_busy", "examples/s busy"),
                        ("ex_cpu", "examples per worker CPU-second"),
                        ("val_wall", "values/s wall"), ("val_busy", "values/s busy")):
