@@ -15,7 +15,7 @@ When a property fails, the rounds up to the one it failed in are finished, and n
 Hypothesis draws fresh random seeds in every round: `--hypothesis-seed` is never passed,
 because Hypothesis turns the example database off for tests run under a fixed seed.
 
-Everything the orchestrator knows of a round comes from the records its pytest processes
+Everything the orchestrator knows of a session comes from the records its pytest processes
 write (actverify/fuzzing/records.py): the tests collected, each test's result with its
 evidence, each property's examples and values.  pytest's console output is kept only to show
 its end when pytest itself fails.  Each failure is printed with the commands that reproduce
@@ -270,7 +270,7 @@ def _write_junit(state: _State, dest: Path, *, planned: int, covered: dict[str, 
 
 
 class _StopFlag:
-    """Set by SIGINT/SIGTERM: the fuzz loop stops the running round's process group and
+    """Set by SIGINT/SIGTERM: the fuzz loop stops the running session's process group and
     reports what it found so far."""
 
     def __init__(self) -> None:

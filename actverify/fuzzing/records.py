@@ -1,4 +1,4 @@
-"""What the pytest processes of a fuzz round tell the orchestrator: JSON lines appended to the
+"""What the pytest processes of a fuzz session tell the orchestrator: JSON lines appended to the
 file named by $ACTVERIFY_PROGRESS (set by `actverify fuzz`; unset, nothing is written).
 
 Three kinds of record, one JSON object a line, each written with one `write` of a whole line
