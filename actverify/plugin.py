@@ -31,8 +31,9 @@ import pytest
 from actverify import profiles, threads
 from actverify.errors import UsageError
 
-# --actverify-shard K/N, --actverify-order SEED, --actverify-max-examples N (docs/ci.md)
-pytest_plugins = ["actverify.fuzz"]
+# --actverify-shard K/N, --actverify-order SEED, --actverify-max-examples N (docs/ci.md), and
+# the records of a fuzz round
+pytest_plugins = ["actverify.fuzzing.shard", "actverify.fuzzing.records"]
 
 # actverify.dtypes.DTYPE_NAMES, written out: that module imports torch (a test keeps the two
 # equal).

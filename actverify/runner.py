@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,7 +19,9 @@ from hypothesis.errors import FlakyFailure
 
 from actverify import properties as _registry  # noqa: F401  (registers the properties)
 from actverify.accuracy import Policy, policy_named
-from actverify.dtypes import FloatFormat, float_format
+from actverify.dtypes import float_format
+from actverify.fuzzing.records import track_progress  # live figures of `actverify fuzz`
+from actverify.outcomes import Failure, Outcome, _bits, format_failure
 from actverify.profiles import profile_settings
 from actverify.properties import Property, Subject, Violation
 from actverify.properties.base import _HUNG, CALL_TIMEOUT, TargetMisbehaved, observing
@@ -30,60 +31,6 @@ from actverify.threads import limited as limited_threads
 from actverify.threads import resolve as resolve_threads
 
 REPLAY_DIR = Path(".actverify") / "replay"
-
-
-@dataclass
-class Failure:
-    """The evidence for one violated property, shrunk by Hypothesis."""
-
-    message: str
-    x: float | None = None
-    x_bits: str | None = None
-    index: list[int] | None = None
-    expected: float | None = None
-    expected_bits: str | None = None  # the true value rounded to the format
-    actual: float | None = None
-    actual_bits: str | None = None
-    ulp_error: float | None = None
-    input_shape: list[int] | None = None
-    layout: str | None = None
-    params: dict = field(default_factory=dict)
-    replay: str | None = None  # the command that replays exactly this case
-    details: dict = field(default_factory=dict)
-
-
-@dataclass
-class Outcome:
-    property: str
-    activation: str
-    target: str
-    dtype: str
-    device: str
-    policy: str
-    status: str  # passed | failed | not_checked | error (could not run) | timed_out
-    kind: str = "forward"  # forward | backward
-    examples: int = 0
-    values: int = 0
-    max_ulp: float | None = None
-    max_ulp_x: float | None = None
-    max_ulp_bound: float | None = None  # the bound the worst element was held to
-    # Backwards: the worst error against the exact derivative of the kernel's own saved
-    # output (the backward's own quality, without the error carried from the forward).
-    own_ulp: float | None = None
-    own_ulp_x: float | None = None
-    own_ulp_bound: float | None = None
-    seconds: float = 0.0
-    failure: Failure | None = None
-    reason: str | None = None  # for not_checked, error and timed_out
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-def _bits(fmt: FloatFormat, value: float | None) -> str | None:
-    if value is None:
-        return None
-    return fmt.hex(value)
 
 
 def _save_replay(subject: Subject, prop: Property, case: Case, directory: Path) -> str | None:
@@ -141,8 +88,6 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
 
     `call_timeout` bounds each call of the target (a hang becomes a finding, not a stuck run).
     """
-    from actverify.fuzz import track_progress  # live figures for `actverify fuzz`; else no-op
-
     outcome = Outcome(prop.name, subject.target.activation, subject.target.name,
                       subject.fmt.name, subject.device, subject.policy.name, "passed",
                       kind=prop.kind)
@@ -236,32 +181,6 @@ def kernel_identity(target: Target) -> str:
     return f"{where}:{attr}"
 
 
-def format_failure(outcome: Outcome) -> str:
-    """A failure as a person reads it: what broke, on which input, and how to replay it."""
-    f = outcome.failure
-    verb = "timed out on" if outcome.status == "timed_out" else "violated by"
-    lines = [f"{outcome.property} {verb} {outcome.target} ({outcome.activation}, "
-             f"{outcome.dtype}, {outcome.device}, policy {outcome.policy})", f"  {f.message}"]
-
-    def row(label, value, bits):
-        if value is not None:
-            lines.append(f"  {label:<9}{value!r}" + (f"  [{bits}]" if bits else ""))
-
-    row("input", f.x, f.x_bits)
-    if f.index:
-        lines.append(f"  at index {tuple(f.index)} of an input of shape {tuple(f.input_shape)}, "
-                     f"layout {f.layout}")
-    row("expected", f.expected, f.expected_bits)
-    row("actual", f.actual, f.actual_bits)
-    if f.ulp_error is not None:
-        lines.append(f"  ulp error {f.ulp_error:.4g}")
-    if f.params:
-        lines.append(f"  params   {f.params}")
-    for k, v in f.details.items():
-        lines.append(f"  {k:<9}{v}")
-    if f.replay:
-        lines.append(f"  replay:  {f.replay}")
-    return "\n".join(lines)
 
 
 REPLAY_KEYS = {"property": str, "activation": str, "dtype": str, "device": str,
@@ -350,5 +269,3 @@ def main_replay(path: str, *, kernel: Callable | None = None, root: str | None =
     print(f"{prop.name} holds for {target.name} on the saved case ({path})")
     return 0
 
-
-__all__ = ["run_property", "format_failure", "Outcome", "Failure"]

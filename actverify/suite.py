@@ -185,8 +185,7 @@ def run_case(case: SuiteCase) -> None:
     replays it; fail as incomplete when it timed out or could not run (never passed)."""
     import pytest
 
-    from actverify.fuzz import TIMED_OUT_MARK
-    from actverify.runner import format_failure
+    from actverify.outcomes import TIMED_OUT_MARK, format_failure
 
     outcome = outcome_of(case)
     s = case.subject

@@ -2,14 +2,19 @@
 
 What is measured
 ----------------
-1. Throughput.  `actverify.fuzz.fuzz` runs the property suite (by default PyTorch's sigmoid
-   entry points in float32: `--actverify-activation sigmoid --actverify-dtype float32`) for
-   `--minutes` with 1 and then 2 pytest-xdist workers, `--repeats` times each, every run on
-   a fresh, empty example database and with the same test order (`seed`).  The figures come
-   from the workers' progress lines (actverify.fuzz.track_progress): Hypothesis examples and
+1. Throughput.  `actverify.fuzzing.orchestrator.fuzz` runs the property suite (by default
+   PyTorch's sigmoid entry points in float32: `--actverify-activation sigmoid
+   --actverify-dtype float32`) for `--minutes` with 1 and with 2 pytest-xdist workers,
+   alternately (1, 2, 1, 2, ...: a change in the machine's load hits both alike), `--repeats`
+   times each, every run on a fresh, empty example database and with the same test order
+   (`seed`).  The figures come from the workers' records
+   (actverify.fuzzing.records.track_progress): Hypothesis examples and
    input values (tensor elements) checked per second, over the wall time of the run
    ("wall", which includes starting pytest and the workers) and over the time from the
-   first example to the end ("busy").  The scaling ratio is 2-worker / 1-worker.
+   first example to the end ("busy"), and examples per CPU-second of the workers (what a
+   worker makes of the processor it gets: on a machine others use, a ratio near 1 says the
+   workers do not slow each other down, and the wall ratio is bounded by the cores free).
+   The scaling ratio is 2-worker / 1-worker; the load average is printed before and after.
 2. Time to find a planted bug.  A kernel written to a temporary directory is sigmoid except
    that it is 2^-12 too large (about 2^11 ulp in float32) on [3, 3 + 2^-12), 2,048 of the
    2^32 float32 bit patterns.  `fuzz` runs the sigmoid properties against it in float32
@@ -47,7 +52,7 @@ def sigmoid(x):  # planted: 2**-12 too large on [3, 3 + 2**-12)
 
 
 def _run(work: Path, name: str, **kwargs) -> dict:
-    from actverify.fuzz import fuzz
+    from actverify.fuzzing.orchestrator import fuzz
 
     path = work / f"{name}.json"
     fuzz(json_path=str(path), out=io.StringIO(), **kwargs)
@@ -78,7 +83,8 @@ def main() -> int:
     import torch
 
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, torch "
-          f"{torch.__version__}, Hypothesis {hypothesis.__version__}")
+          f"{torch.__version__}, Hypothesis {hypothesis.__version__}, load average "
+          f"{os.getloadavg()[0]:.1f}")
     select = args.select.split()
     with tempfile.TemporaryDirectory(prefix="fuzz-scaling-") as tmp:
         work = Path(tmp)
@@ -93,14 +99,17 @@ def main() -> int:
 
 
 def _throughput(args: argparse.Namespace, work: Path, select: list[str]) -> int:
+    by_workers: dict[int, list[dict]] = {1: [], 2: []}
+    for r in range(args.repeats):
+        for workers in by_workers:
+            by_workers[workers].append(
+                _run(work, f"w{workers}-{r}", minutes=args.minutes, workers=workers,
+                     db=f"dir:{work / f'db-w{workers}-{r}'}", seed=r, pytest_args=select))
     rows = {}
-    for workers in (1, 2):
-        runs = [_run(work, f"w{workers}-{r}", minutes=args.minutes, workers=workers,
-                     db=f"dir:{work / f'db-w{workers}-{r}'}", seed=r, pytest_args=select)
-                for r in range(args.repeats)]
+    for workers, runs in by_workers.items():
         if not all(run["examples_counted"] for run in runs):
             print("examples are not counted: actverify.runner.run_property does not call "
-                  "actverify.fuzz.track_progress")
+                  "actverify.fuzzing.records.track_progress")
             return 1
         busy = [r["busy_seconds"] for r in runs]
         rows[workers] = {
@@ -109,19 +118,28 @@ def _throughput(args: argparse.Namespace, work: Path, select: list[str]) -> int:
             "ex_busy": [r["examples"] / b if b else None for r, b in zip(runs, busy)],
             "val_busy": [r["values"] / b if b else None for r, b in zip(runs, busy)],
             "props": [r["properties_run"] for r in runs],
+            "ex_cpu": [r["examples_per_cpu_second"] for r in runs],
+            "rounds": [len(r["rounds"]) for r in runs],
             "fail": sum(len(r["failures"]) for r in runs),
         }
     print(f"\nthroughput: {args.minutes:g} min per run, {args.repeats} runs per row, "
-          f"suite: {' '.join(select)}")
-    print(f"{'workers':>7}  {'properties':>10}  {'examples/s wall':>22}  "
+          f"suite: {' '.join(select)}; load average now {os.getloadavg()[0]:.1f}")
+    print(f"{'workers':>7}  {'rounds':>6}  {'properties':>10}  {'examples/s wall':>22}  "
           f"{'examples/s busy':>22}  {'values/s wall':>28}  {'values/s busy':>28}")
     for w, row in rows.items():
-        print(f"{w:>7}  {statistics.median(row['props']):>10g}  {_median(row['ex_wall']):>22}"
+        print(f"{w:>7}  {statistics.median(row['rounds']):>6g}  "
+              f"{statistics.median(row['props']):>10g}  {_median(row['ex_wall']):>22}"
               f"  {_median(row['ex_busy']):>22}  {_median(row['val_wall']):>28}  "
               f"{_median(row['val_busy']):>28}")
         if row["fail"]:
             print(f"         ({row['fail']} failures: see docs/findings.md)")
+    for w, row in rows.items():
+        # examples/s over examples per CPU-second: the processors the workers got, on average
+        got = [e / c for e, c in zip(row["ex_busy"], row["ex_cpu"]) if e and c]
+        print(f"{w} worker{'s' * (w != 1)}: examples per worker CPU-second "
+              f"{_median(row['ex_cpu'])}; CPUs the workers got {_median(got)}")
     for key, label in (("ex_wall", "examples/s wall"), ("ex_busy", "examples/s busy"),
+                       ("ex_cpu", "examples per worker CPU-second"),
                        ("val_wall", "values/s wall"), ("val_busy", "values/s busy")):
         one = statistics.median([v for v in rows[1][key] if v])
         two = statistics.median([v for v in rows[2][key] if v])

@@ -22,7 +22,9 @@ from hypothesis.database import (
     MultiplexedDatabase,
 )
 
-from actverify import fuzz as fuzzing
+from actverify import fuzz as fuzz_command
+from actverify.fuzzing import shard as sharding
+from actverify.fuzzing.orchestrator import fuzz
 from actverify.database import (
     DatabaseWarning,
     GuardedDatabase,
@@ -65,7 +67,7 @@ def test_shards_partition_the_suite_without_overlap_and_cover_it() -> None:
     ids = _suite_ids()
     assert len(ids) == len(set(ids)) > 100
     for n in (1, 2, 3, 4, 7):
-        shards = [fuzzing.select_shard(ids, k, n) for k in range(1, n + 1)]
+        shards = [sharding.select_shard(ids, k, n) for k in range(1, n + 1)]
         seen = [t for shard in shards for t in shard]
         assert len(seen) == len(ids) and set(seen) == set(ids), f"{n} shards overlap or miss"
         # balanced enough for a CI matrix: every shard within 25% of the mean
@@ -75,18 +77,18 @@ def test_shards_partition_the_suite_without_overlap_and_cover_it() -> None:
 
 def test_a_test_keeps_its_shard_when_others_come_and_go() -> None:
     ids = _suite_ids()
-    before = {t: fuzzing.shard_of(t, 4) for t in ids}
-    after = {t: fuzzing.shard_of(t, 4) for t in ids[::3] + ["properties/test_new.py::x[y]"]}
+    before = {t: sharding.shard_of(t, 4) for t in ids}
+    after = {t: sharding.shard_of(t, 4) for t in ids[::3] + ["properties/test_new.py::x[y]"]}
     assert all(after[t] == before[t] for t in ids[::3])
     # a stable hash (sha256), not Python's salted hash(): the same on every CI machine
-    assert fuzzing.shard_of("properties/test_values.py::test_property[accuracy]", 4) == 1
+    assert sharding.shard_of("properties/test_values.py::test_property[accuracy]", 4) == 1
 
 
 @pytest.mark.parametrize("text", ["", "2", "0/4", "5/4", "1/0", "a/b", "-1/3", "1/2/3"])
 def test_bad_shards_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError, match="K/N|between 1 and N"):
-        fuzzing.parse_shard(text)
-    assert fuzzing.parse_shard(" 2 / 4 ") == (2, 4)
+        sharding.parse_shard(text)
+    assert sharding.parse_shard(" 2 / 4 ") == (2, 4)
 
 
 def test_the_shard_option_selects_the_same_tests_as_the_hash() -> None:
@@ -96,7 +98,7 @@ def test_the_shard_option_selects_the_same_tests_as_the_hash() -> None:
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     collected = [line for line in proc.stdout.splitlines() if "::" in line]
-    assert sorted(collected) == sorted(fuzzing.select_shard(_suite_ids(), 2, 3))
+    assert sorted(collected) == sorted(sharding.select_shard(_suite_ids(), 2, 3))
     assert collected != sorted(collected)  # --actverify-order shuffled them
 
 
@@ -258,13 +260,13 @@ def test_workers_share_one_directory_database_safely(tmp_path: Path) -> None:
 ])
 def test_fuzz_usage_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        fuzzing.fuzz(**kwargs)
+        fuzz(**kwargs)
 
 
 def test_fuzz_command_line_exits_2_on_a_usage_error(capsys) -> None:
-    assert fuzzing.main(["--minutes", "1", "--shard", "x"]) == 2
+    assert fuzz_command.main(["--minutes", "1", "--shard", "x"]) == 2
     assert "shard 'x' must be K/N" in capsys.readouterr().err
-    assert fuzzing.main(["--workers", "2"]) == 2  # --minutes is required
+    assert fuzz_command.main(["--workers", "2"]) == 2  # --minutes is required
     assert "--minutes" in capsys.readouterr().err
 
 
@@ -334,7 +336,7 @@ def test_a_failure_fuzzing_found_is_replayed_from_redis_by_a_separate_run(
     # 1. fuzzing (one xdist worker, so the database reaches Hypothesis in a worker) finds it
     monkeypatch.chdir(first)
     summary_path = tmp_path / "summary.json"
-    status = fuzzing.fuzz(targets=[target], minutes=1.0, workers=1, db=redis_url,
+    status = fuzz(targets=[target], minutes=1.0, workers=1, db=redis_url,
                           pytest_args=select, json_path=str(summary_path))
     summary = json.loads(summary_path.read_text())
     assert status == 1, summary
@@ -367,7 +369,8 @@ def test_a_failure_fuzzing_found_is_replayed_from_redis_by_a_separate_run(
     assert runs["second"].returncode == 1, out["second"]
     assert "accuracy violated by" in out["second"] and "unexpected NaN" in out["second"]
     records = [json.loads(x) for x in (second / "progress.jsonl").read_text().splitlines()]
-    final = [r for r in records if r["status"] == "failed"]
+    final = [r for r in records if r["kind"] == "property" and r["status"] == "failed"]
+    assert [r["status"] for r in records if r["kind"] == "result"] == ["FAILED"], records
     assert len(final) == 1 and final[0]["examples"] <= 2, records  # the saved example, at once
 
     # read-only: the shared database is untouched; the local one keeps what was replayed
@@ -384,3 +387,41 @@ def test_a_corrupt_entry_in_redis_warns_and_the_run_goes_on(redis_url: str) -> N
         assert list(db.fetch(b"corrupt")) == []
     db.save(b"fine", b"value")
     assert b"value" in set(db.fetch(b"fine"))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_rounds_repeat_the_tests_in_one_session_with_growing_caps(workers: int,
+                                                                  tmp_path: Path) -> None:
+    """--actverify-rounds: every selected test once per round, round r capped at 5 x 4^(r-1)
+    examples (and at --actverify-max-examples); results are recorded once each (by the xdist
+    controller, not its workers too), with their round."""
+    import actverify.testsuite
+
+    records = tmp_path / "records.jsonl"
+    # --confcutdir: this checkout's conftest.py loads the `dev` profile, as `fuzz` keeps out.
+    suite = Path(actverify.testsuite.__file__).parent
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "actverify.testsuite", "-q",
+         f"--confcutdir={suite}",
+         "-p", "no:cacheprovider", "--hypothesis-profile", "actverify-fuzz", "-n", str(workers),
+         "--actverify-activation", "sigmoid", "--actverify-dtype", "float32",
+         "--actverify-device", "cpu", "-k", "accuracy", "--actverify-rounds", "3",
+         "--actverify-order", "7", "--actverify-max-examples", "12"],
+        cwd=tmp_path, env=_env(ACTVERIFY_PROGRESS=str(records)), capture_output=True,
+        text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = [json.loads(line) for line in records.read_text().splitlines()]
+    planned = {r["items"] for r in got if r["kind"] == "collected"}
+    results = [r for r in got if r["kind"] == "result"]
+    assert len(planned) == 1 and (n := planned.pop()) >= 3
+    per_round = {k: [r["test"] for r in results if r["round"] == k] for k in (1, 2, 3)}
+    assert len(results) == 3 * n and all(r["status"] == "PASSED" for r in results)
+    assert all(len(t) == len(set(t)) == n for t in per_round.values())
+    assert set(per_round[1]) == set(per_round[2]) == set(per_round[3])
+    examples = [r["examples"] for r in got if r["kind"] == "property"
+                and r["status"] != "running"]
+    assert len(examples) == 3 * n and 5 < max(examples) <= 12
+    if workers == 0:  # one process: results and property records in the order of the rounds
+        assert per_round[1] != per_round[2] != per_round[3]  # each round shuffled its own way
+        caps = [sharding.round_examples(r["round"], 12) for r in results]
+        assert all(e <= cap for e, cap in zip(examples, caps)), list(zip(examples, caps))
