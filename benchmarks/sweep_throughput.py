@@ -1,4 +1,4 @@
-"""Throughput of exhaustive sweeps (actverify/sweep.py), as one-line figures.
+"""Throughput of exhaustive sweeps (actverify/sweep/), as one-line figures.
 
     python benchmarks/sweep_throughput.py                  # everything, 3 repeats
     python benchmarks/sweep_throughput.py --float32-stride 64 --repeats 5
