@@ -208,8 +208,9 @@ def sweep_softmax(target: Target, *, fmt: FloatFormat | str, device: str = "cpu"
     t0 = time.perf_counter()
     fmt = _format(fmt)
     spec = target.spec
-    if spec.name != "softmax":
-        raise UsageError(f"sweep_softmax needs a softmax target, not {spec.name}")
+    if spec.elementwise:
+        raise UsageError(f"{spec.name} is element-wise; sweep_softmax sweeps rows of an "
+                         "activation over a dim (use sweep_elementwise)")
     s = _subject(target, fmt, device, policy)
     n_total = (1 << fmt.bits) * row_length
     result = SweepResult(

@@ -16,7 +16,7 @@ import torch
 
 from actverify.accuracy import overflow_threshold, reference_uncertainty, ulp
 from actverify.dtypes import FloatFormat
-from actverify.spec import get_spec
+from actverify.spec import FastReference
 from actverify.strategies import Case
 from actverify.sweep.histogram import HIST_EDGES, N_BINS, histogram_bins
 from actverify.sweep.plan import (MAX_EXAMPLES, N_WORST_CHUNKS, EXACT_CHUNK, order_key,
@@ -33,7 +33,10 @@ from actverify.sweep.verdicts import judge
 
 @dataclass(frozen=True)
 class _FusedConfig:
-    activation: str
+    # What the analysis needs from the spec, as its own callables: the float64 torch reference
+    # and where the true value is defined (None: wherever x is not NaN).
+    reference: FastReference
+    defined: Callable[[torch.Tensor, dict], torch.Tensor] | None
     params: tuple
     precision: int
     emin: int
@@ -115,8 +118,7 @@ _LE_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 def _defined(cfg: _FusedConfig, x: torch.Tensor, params: dict) -> torch.Tensor:
-    fn = get_spec(cfg.activation).defined
-    return fn(x, params) if fn is not None else ~_nan(x)
+    return cfg.defined(x, params) if cfg.defined is not None else ~_nan(x)
 
 
 def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Tensor,
@@ -133,7 +135,7 @@ def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Ten
     histogram bin of every input (only for chunks with errors above 2 ulp); "detail": every
     mask, evaluated eagerly, for chunks with something to report."""
     params = dict(cfg.params)
-    ref = get_spec(cfg.activation).fast_reference
+    ref = cfg.reference
     index = torch.arange(x.shape[0], device=x.device)
     valid = index < nvalid
     xd, yd = x.double(), y.double()
@@ -205,6 +207,75 @@ def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Ten
     return errm.max(), counts
 
 
+def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Tensor,
+            y_canon: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The common chunk's pass: a full chunk (no padding) in which nothing needs looking at.
+
+    Returns (the largest error, infinite where the chunk is flagged; the cumulative
+    histogram counts, packed two to an int64).  The flag is raised by anything the plain
+    |y - r| / ulp(r) and these counts do not settle: an error above the allowance (a violation, or a flushed subnormal to excuse),
+    a NaN, an infinity or an overflowing reference (`accuracy.ulp_error`'s own rules), a zero
+    whose sign counts, an input outside `defined`, an adjacent pair out of order, a symmetry
+    miss, a bitwise difference from the canonical kernel.  A flagged chunk is analysed again
+    by the full pass ("reduce" / "reduce_full" and "detail"); an unflagged one has no
+    violations, all its pairs and finite inputs checked, and the counts given here.  The
+    monotonicity test reads y[1:] against y[:-1] (two views: inductor vectorizes them, unlike
+    a padded shifted load).  `_validate_on` checks this pass against the full one."""
+    params = dict(cfg.params)
+    xd, yd = x.double(), y.double()
+    r, rn = cfg.reference(xd, params)
+    err = (yd - r).abs() * _inv_ulp(r, cfg)
+    look = ~((err <= cfg.allowed) & (r.abs() < cfg.overflow) & (xd.abs() < math.inf))
+    if cfg.zero_sign:
+        look = look | ((yd == 0) & (r == 0) & (_negative(yd) != _negative(r)))
+    if cfg.monotone and cfg.defined is not None:
+        look = look | ~cfg.defined(x, params)
+    if cfg.symmetry is not None:
+        if rn is None:
+            rn = cfg.reference(-xd, params)[0]
+        # A sufficient form of the full pass's test, without the float64 -> int64 bit casts
+        # that inductor does not vectorize: below the overflow threshold ulp(v) > |v| 2^-p,
+        # so a chunk that passes here passes the bound (ulp(r) + ulp(rn)); a miss is only a
+        # flag, and the full pass decides.
+        tol = cfg.bound * 2.0 ** -cfg.precision * (r.abs() + rn.abs())
+        ynd = y_neg.double()
+        look = look | ~((ynd - (2 * cfg.symmetry - yd)).abs() <= tol)
+        if cfg.zero_sign and cfg.symmetry == 0:
+            look = look | ((xd == 0) & (_negative(yd) == _negative(ynd)))
+    if cfg.canonical:
+        look = look | ((y.view(torch.int32) != y_canon.view(torch.int32))
+                       & ~(_nan(y) & _nan(y_canon)))
+    # One reduction gives the maximum and the flag (an infinite maximum): a second one over
+    # the same loop makes inductor split it and compute the reference twice.
+    counted = err
+    if cfg.allow_flush:  # a flushed subnormal is not "the worst input" (as in the full pass)
+        counted = torch.where((yd == 0) & (r.abs() < cfg.tiny), -1.0, err)
+    m = torch.where(look, math.inf, counted).max()
+    if cfg.monotone:
+        m = torch.where((~(y[1:] >= y[:-1])).any(), math.inf, m)
+    # error - u against the first four histogram edges, two counts per int64 (a chunk holds
+    # fewer than 2^32 inputs); mask sums cost one vector add each, so fewer sums are faster
+    shifted = err - cfg.unc
+    one = torch.ones((), dtype=torch.int64, device=x.device)
+
+    def pair(lo: float, hi: float) -> torch.Tensor:
+        return torch.where(shifted <= lo, one, 0) + torch.where(shifted <= hi, one << 32, 0)
+
+    return (m, pair(_LE_EDGES[0], _LE_EDGES[1]).sum(), pair(_LE_EDGES[2], _LE_EDGES[3]).sum(),
+            (shifted <= _LE_EDGES[4]).to(torch.int32).sum(dtype=torch.int32))
+
+
+def _unpack_screen(packed: tuple, n: int, cfg: _FusedConfig) -> list[int]:
+    """The counts vector of the full pass, for an unflagged screened chunk of n inputs."""
+    a, b, c = (int(v) for v in packed)
+    low = (1 << 32) - 1
+    counts = [0] * (_C_LE + len(_LE_EDGES))
+    counts[_C_MONON] = n - 1 if cfg.monotone else 0
+    counts[_C_SYMN] = n if cfg.symmetry is not None else 0
+    counts[_C_LE:] = [a & low, a >> 32, b & low, b >> 32, c]
+    return counts
+
+
 def _own_code(fn: Callable, name: str) -> Callable:
     """A copy of `fn` with a code object of its own: dynamo caches compiled graphs per code
     object and gives up after 8 recompilations, so every configuration gets its own."""
@@ -228,7 +299,7 @@ class _FastEngine:
         bound = 0.5 if s.policy.correct_rounding else float(np.asarray(bound).ravel()[0])
         unc = reference_uncertainty(s.fmt)
         self.cfg = _FusedConfig(
-            activation=s.spec.name, params=tuple(sorted(st.params.items())),
+            reference=s.spec.fast_reference, defined=s.spec.defined, params=tuple(sorted(st.params.items())),
             precision=s.fmt.precision, emin=s.fmt.emin, emax=s.fmt.emax, tiny=s.fmt.tiny,
             overflow=float(overflow_threshold(s.fmt)), allowed=bound + unc, unc=unc,
             bound=bound, allow_flush=s.policy.allow_flush,
@@ -240,6 +311,8 @@ class _FastEngine:
         eager = {mode: _own_code(lambda *a, _m=mode: _fused(cfg, *a, mode=_m),
                                  f"_fused_{mode}_{len(_COMPILED)}")
                  for mode in ("reduce", "reduce_full", "argmax", "bins")}
+        eager["screen"] = _own_code(lambda *a: _screen(cfg, *a[:4]),
+                                    f"_fused_screen_{len(_COMPILED)}")
         self.passes = dict(eager)
         self.key = (cfg, chunk, device)
         if use_compile and self.key in _COMPILED:
@@ -285,6 +358,7 @@ class _FastEngine:
         z = torch.zeros((), dtype=torch.int64, device=self.device)
         x = torch.zeros(self.chunk, dtype=torch.float32, device=self.device)
         self.passes["reduce"](x, x, x, x, z + 1)
+        self.passes["screen"](x, x, x, x)
 
     def inputs(self, start: int, step: int, n: int, keys: torch.Tensor | None) -> torch.Tensor:
         """The chunk's inputs, padded to the compiled size by repeating the last one."""
@@ -318,6 +392,13 @@ class _FastEngine:
     def run_chunk(self, start: int, step: int, n: int, keys: torch.Tensor | None) -> torch.Tensor:
         """Analyse one chunk; returns its inputs (the first n are real)."""
         args = self._args(start, step, n, keys)
+        if n == self.chunk:  # a full chunk: screen it first, most have nothing to look at
+            m, *packed = self.fused("screen", *args[:4])
+            m = float(m)
+            if m < math.inf:
+                self._account(args, n, m, _unpack_screen(packed, n, self.cfg),
+                              (start, step, n, keys))
+                return args[0]
         m, counts = self.fused("reduce", *args)
         counts = counts.tolist()
         if counts[_C_SPECIAL]:  # NaN, infinities, overflow: apply accuracy.ulp_error's rules
@@ -483,4 +564,27 @@ def _validate_on(engine: _FastEngine, st: _State, keys: torch.Tensor) -> str | N
                         f"{exact_bins[i]} (error {err[i]!r})")
     if counts[_C_LE:_C_LE + len(_LE_EDGES)] != cum.tolist():
         problems.append("cumulative counts differ from the bins")
+    problem = _validate_screen(engine, args[:4])
+    if problem:
+        problems.append(problem)
     return "; ".join(problems) or None
+
+
+def _validate_screen(engine: _FastEngine, args: tuple) -> str | None:
+    """The screen against the full pass on the same (padded, so all valid) chunk: it must
+    flag whatever the full pass finds, and where it flags nothing give the same maximum and
+    counts."""
+    full = (*args, torch.tensor(engine.chunk, device=engine.device))
+    m, counts = engine.fused("reduce", *full)
+    if counts.tolist()[_C_SPECIAL]:
+        m, counts = engine.fused("reduce_full", *full)
+    counts = counts.tolist()
+    sm, *packed = engine.fused("screen", *args)
+    if float(sm) < math.inf:
+        if any(counts[c] for c in (_C_BAD, _C_EXCUSED, _C_MONO, _C_SYM, _C_DIFF)):
+            return f"the screen flagged nothing where the full pass counts {counts[:_C_LE]}"
+        screened = _unpack_screen(packed, engine.chunk, engine.cfg)
+        if float(sm) != float(m) or screened != counts:
+            return (f"the screen gives max {float(sm)} and counts {screened}, the full pass "
+                    f"{float(m)} and {counts}")
+    return None
