@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+import jinja2
 import numpy as np
 import torch
 
@@ -276,28 +277,25 @@ def write_report(results: Sequence[SweepResult], out_dir: str | Path, *,
         path.write_text("\n".join(lines) + "\n")
         return path
     path = out / "sweep.html"
-    html = [_HTML_HEAD, "<h1>actverify sweep</h1>",
-            f"<p>torch {_esc(meta['torch'])}, {_esc(meta['machine'])}. Verdict: "
-            f"<b>{'all ok' if data['ok'] else 'violations'}</b>. The data behind this page is "
-            "embedded below and written to <code>sweep.json</code>.</p>",
-            "<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in _HEADERS) + "</tr>"]
-    for row in _summary_rows(results):
-        html.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>")
-    html.append("</table>")
-    for r, figs, _ in sections:
-        html.append(f"<h2>{_esc(r.target)} ({_esc(r.activation)}), {_esc(r.dtype)}</h2>")
-        html.append(f"<p>Coverage: {_esc(r.coverage)}. Verdict: <b>{_esc(r.verdict)}</b>. "
-                    f"Engine: {_esc(r.engine)}, {r.elapsed_s:.1f} s.</p>")
-        html.append("<pre>" + _esc("\n".join(_detail_md(r))) + "</pre>")
-        for title, png in figs:
-            html.append(f"<figure><img alt='{_esc(title)}' src='data:image/png;base64,"
-                        f"{base64.b64encode(png).decode()}'><figcaption>{_esc(title)}"
-                        "</figcaption></figure>")
-    html.append("<h2>JSON</h2><details><summary>sweep.json</summary><pre>"
-                + _esc(json.dumps(_clean(data), indent=1, allow_nan=False)) + "</pre></details>")
-    html.append("</body></html>")
-    path.write_text("\n".join(html))
+    page = _template("report.html.j2").render(
+        meta=meta, ok=data["ok"], headers=_HEADERS, rows=_summary_rows(results),
+        sections=[{"target": r.target, "activation": r.activation, "dtype": r.dtype,
+                   "coverage": r.coverage, "verdict": r.verdict, "engine": r.engine,
+                   "elapsed_s": r.elapsed_s, "detail": "\n".join(_detail_md(r)),
+                   "figures": [{"title": title, "png_base64": base64.b64encode(png).decode()}
+                               for title, png in figs]}
+                  for r, figs, _ in sections],
+        json=json.dumps(_clean(data), indent=1, allow_nan=False))
+    path.write_text(page)
     return path
+
+
+def _template(name: str) -> jinja2.Template:
+    """A template shipped beside this module (package data), HTML-escaped throughout."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("actverify.sweep", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    return env.get_template(name)
 
 
 def _detail_md(r: SweepResult) -> list[str]:
@@ -328,13 +326,3 @@ def _detail_md(r: SweepResult) -> list[str]:
                      + (f" ({sp['note']})" if sp.get("note") else ""))
     return lines
 
-
-def _esc(text: str) -> str:
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("'", "&#39;"))
-
-
-_HTML_HEAD = """<!doctype html><html><head><meta charset="utf-8"><title>actverify sweep</title>
-<style>body{font-family:sans-serif;max-width:1100px;margin:1em auto}table{border-collapse:
-collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}
-pre{font-size:11px;white-space:pre-wrap}</style></head><body>"""
