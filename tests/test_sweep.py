@@ -384,3 +384,48 @@ def test_a_property_and_a_sweep_give_one_verdict_at_a_kink(kink: str) -> None:
     holds = kink == "math"
     assert (outcome.status == "passed") == holds, outcome.failure
     assert (swept.passes["backward g=1"].policy_violations == 0) == holds
+
+
+def test_fused_screen_and_exact_engine_agree_on_a_bug_only_monotonicity_sees():
+    """A kernel within its accuracy bound everywhere that steps down once inside a chunk and
+    once on a chunk boundary: the fused pass's screen flags those two chunks and passes a
+    clean third, and its verdicts (violations, checks, counts) are the exact engine's."""
+    twenty = 0x41A00000  # 20.0: sigmoid rounds to 1; 1 - 2^-24 is within 1 ulp of the truth
+    planted = (twenty, twenty + 100)
+
+    def kernel(x):
+        y = torch.sigmoid(x)
+        bits = _bits(x, F32)
+        hit = (bits == planted[0]) | (bits == planted[1])
+        return torch.where(hit, torch.full_like(y, 1 - 2.0**-24), y)
+
+    target = target_from_callable(kernel, "sigmoid", name="planted_step_down")
+    kw = dict(fmt="float32", backward=False, bit_range=(twenty - (1 << 16), twenty + (1 << 17)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(driver, "FAST_CHUNK", 1 << 16)  # three full chunks, the last one clean
+        fast = sweep_elementwise(target, engine="fast", use_compile=False, **kw)
+    exact = sweep_elementwise(target, engine="exact", **kw)
+    assert fast.engine == "fused-eager" and not fast.notes
+    for r in (exact, fast):
+        assert r.passes["forward"].policy_violations == 0
+        assert r.checks["monotonic"].violations == 2 and not r.ok
+        assert {e["bits_hi"] for e in r.checks["monotonic"].examples} == {
+            f"0x{b:08x}" for b in planted}
+    for name in ("monotonic", "point_symmetry", "differs_from_canonical"):
+        assert (fast.checks[name].n, fast.checks[name].violations) == (
+            exact.checks[name].n, exact.checks[name].violations), name
+    a, b = exact.passes["forward"], fast.passes["forward"]
+    assert (a.n, a.excused, a.not_correctly_rounded) == (b.n, b.excused, b.not_correctly_rounded)
+    assert a.max_ulp == pytest.approx(b.max_ulp, rel=1e-9)
+
+
+def test_sixteen_bit_sweeps_cover_every_mode_a_parameter_names():
+    """GELU's approximate='tanh' is a function of its own: run_sweep covers it on 16-bit
+    formats (taken from the spec's parameter, not from the activation's name)."""
+    found = run_sweep(targets=builtin_sweep_targets(["gelu", "leaky_relu"]), dtypes=["bfloat16"],
+                      device="cpu", backward=False)
+    assert [(r.activation, r.params) for r in found] == [
+        ("gelu", {"approximate": "none"}), ("gelu", {"approximate": "tanh"}),
+        ("leaky_relu", {"negative_slope": 0.01})]
+    assert all(r.ok for r in found), [r.summary() for r in found]
+    assert "[gelu approximate=tanh]" in found[1].summary()

@@ -21,8 +21,8 @@ from actverify.targets import Target, builtin_targets
 from actverify.threads import limited as limited_threads
 from actverify.threads import resolve as resolve_threads
 from actverify.sweep.report import write_report
-from actverify.sweep.plan import (CHECKS, KEEP_ARRAYS, EXACT_CHUNK, FAST_CHUNK, plan_inputs,
-                                  _keys_to_x)
+from actverify.sweep.plan import (CHECKS, EXACT_CHUNK, FAST_CHUNK, KEEP_ARRAYS, _keys_to_x,
+                                  param_sets, plan_inputs)
 from actverify.sweep.results import SweepResult
 from actverify.sweep.accumulate import _PassAcc, _CheckAcc, _not_checked, _State
 from actverify.sweep.checks import _is_canonical
@@ -271,25 +271,30 @@ def run_sweep(*, targets: Sequence[Target], dtypes: Sequence[str] = ("float16", 
         for dtype in dtypes:
             fmt = _format(dtype)
             bw = (not (all_float32 and fmt.name == "float32")) if backward is None else backward
-            if target.spec.elementwise:
-                if fmt.bits == 64:
-                    r = SweepResult(target=target.name, activation=target.activation,
-                                    dtype=fmt.name, device=device, policy=policy.name,
-                                    params=dict(params or {}), coverage="", n_inputs=0,
-                                    skipped="float64 cannot be swept; use the property suite")
-                else:
-                    own = {p.name for p in target.spec.params}  # each activation its own
-                    r = sweep_elementwise(target, fmt=fmt, device=device, policy=policy,
-                                          params={k: v for k, v in (params or {}).items()
-                                                  if k in own},
-                                          backward=bw, bit_range=bit_range,
-                                          stride=stride, all_float32=all_float32,
-                                          progress=progress)
+            if target.spec.elementwise and fmt.bits == 64:
+                found = [SweepResult(target=target.name, activation=target.activation,
+                                     dtype=fmt.name, device=device, policy=policy.name,
+                                     params=dict(params or {}), coverage="", n_inputs=0,
+                                     skipped="float64 cannot be swept; use the property suite")]
+            elif target.spec.elementwise:
+                names = {p.name for p in target.spec.params}  # each activation its own
+                own = {k: v for k, v in (params or {}).items() if k in names}
+                # 16-bit sweeps cost little: every mode a parameter names (param_sets);
+                # float32 sweeps keep the defaults
+                sets = (param_sets(target.spec, given=own) if fmt.bits == 16
+                        else [{**target.spec.default_params(), **own}])
+                found = [sweep_elementwise(target, fmt=fmt, device=device, policy=policy,
+                                           params=ps, backward=bw, bit_range=bit_range,
+                                           stride=stride, all_float32=all_float32,
+                                           progress=progress)
+                         for ps in sets if ps == sets[0] or target.accepts(ps, 1)]
             else:
-                r = sweep_softmax(target, fmt=fmt, device=device, policy=policy, backward=bw)
-            if echo is not None:
-                echo(r.summary())
-            results.append(r)
+                found = [sweep_softmax(target, fmt=fmt, device=device, policy=policy,
+                                       backward=bw)]
+            for r in found:
+                if echo is not None:
+                    echo(r.summary())
+                results.append(r)
     if out_dir is not None:
         write_report(results, out_dir, fmt=report_format)
     return results

@@ -3,7 +3,7 @@ subset, and the sizes a sweep works in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,3 +184,26 @@ def plan_inputs(fmt: FloatFormat, *, spec: ActivationSpec | None = None,
 
 def _keys_to_x(keys: torch.Tensor, fmt: FloatFormat, device: str) -> torch.Tensor:
     return fmt.from_bits(bits_of_key(keys, fmt)).to(device)
+
+
+def param_sets(spec: ActivationSpec, *, given: Mapping[str, object] | None = None
+               ) -> list[dict]:
+    """The parameter sets a 16-bit sweep of `spec` covers: the defaults, and every mode of a
+    parameter that names one.
+
+    A parameter whose default is a string selects a different function (GELU's approximate
+    = 'none' or 'tanh'), and its spec draws it from a finite list (`param_strategies`, a
+    `sampled_from`): each of those modes is swept.  Numeric parameters (a slope) have no
+    finite list and keep their defaults.  Values in `given` are fixed and not varied."""
+    given = dict(given or {})
+    base = {**spec.default_params(), **given}
+    sets = [base]
+    for p in spec.params:
+        if p.name in given or not isinstance(p.default, str) or p.name not in (
+                spec.param_strategies or {}):
+            continue
+        # hypothesis' sampled_from keeps its values in `elements`; other strategies do not
+        # list their values, and the default is all a sweep can take from them
+        modes = getattr(spec.param_strategies[p.name](1), "elements", ())
+        sets += [{**s, p.name: m} for s in list(sets) for m in modes if m != s[p.name]]
+    return sets

@@ -215,7 +215,7 @@ def _summary_rows(results: Sequence[SweepResult]) -> list[list[str]]:
                            if c.checked and c.counts_for_ok)
         diffs = sum(c.violations for c in r.checks.values() if not c.counts_for_ok and c.checked)
         rows.append([
-            r.target, r.activation, r.dtype, f"{r.n_inputs:,}",
+            r.target, r.label, r.dtype, f"{r.n_inputs:,}",
             _num(fwd.max_ulp) + _bound_of(fwd) if fwd else "-",
             _num(fwd.max_at["x"]) if fwd and fwd.max_at else "-",
             str(sum(p.not_correctly_rounded for k, p in r.passes.items()
@@ -267,7 +267,7 @@ def write_report(results: Sequence[SweepResult], out_dir: str | Path, *,
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
                   for row in _summary_rows(results)]
         for r, figs, i in sections:
-            lines += ["", f"## {r.target} ({r.activation}), {r.dtype}", "",
+            lines += ["", f"## {r.target} ({r.label}), {r.dtype}", "",
                       f"Coverage: {r.coverage}. Verdict: **{r.verdict}**.", ""]
             lines += _detail_md(r)
             for j, (title, png) in enumerate(figs):
@@ -279,7 +279,7 @@ def write_report(results: Sequence[SweepResult], out_dir: str | Path, *,
     path = out / "sweep.html"
     page = _template("report.html.j2").render(
         meta=meta, ok=data["ok"], headers=_HEADERS, rows=_summary_rows(results),
-        sections=[{"target": r.target, "activation": r.activation, "dtype": r.dtype,
+        sections=[{"target": r.target, "activation": r.label, "dtype": r.dtype,
                    "coverage": r.coverage, "verdict": r.verdict, "engine": r.engine,
                    "elapsed_s": r.elapsed_s, "detail": "\n".join(_detail_md(r)),
                    "figures": [{"title": title, "png_base64": base64.b64encode(png).decode()}

@@ -99,6 +99,13 @@ class SweepResult:
         return all(s.get("ok", True) for s in self.specials)
 
     @property
+    def label(self) -> str:
+        """The activation, with the modes its parameters name ("gelu approximate=tanh"):
+        sweeps of one target with different modes are told apart by it."""
+        modes = " ".join(f"{k}={v}" for k, v in self.params.items() if isinstance(v, str))
+        return f"{self.activation} {modes}" if modes else self.activation
+
+    @property
     def verdict(self) -> str:
         if self.skipped:
             return "not checked"
@@ -123,7 +130,7 @@ class SweepResult:
 
     def summary(self) -> str:
         """One line: target, dtype, forward/backward maxima, counts, verdict."""
-        parts = [f"{self.target} [{self.activation}] {self.dtype}: {self.verdict}"]
+        parts = [f"{self.target} [{self.label}] {self.dtype}: {self.verdict}"]
         if self.skipped:
             return parts[0] + f" ({self.skipped})"
         if self.error:
