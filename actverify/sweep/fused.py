@@ -213,8 +213,8 @@ def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Te
 
     Returns (the largest error, infinite where the chunk is flagged; the cumulative
     histogram counts, packed two to an int64).  The flag is raised by anything the plain
-    |y - r| / ulp(r) and these counts do not settle: an error above the allowance (a violation, or a flushed subnormal to excuse),
-    a NaN, an infinity or an overflowing reference (`accuracy.ulp_error`'s own rules), a zero
+    |y - r| / ulp(r) and these counts do not settle: an error above the allowance (a
+    violation, or a flushed subnormal to excuse), a NaN, an infinity or an overflowing reference (`accuracy.ulp_error`'s own rules), a zero
     whose sign counts, an input outside `defined`, an adjacent pair out of order, a symmetry
     miss, a bitwise difference from the canonical kernel.  A flagged chunk is analysed again
     by the full pass ("reduce" / "reduce_full" and "detail"); an unflagged one has no
@@ -253,26 +253,35 @@ def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Te
     m = torch.where(look, math.inf, counted).max()
     if cfg.monotone:
         m = torch.where((~(y[1:] >= y[:-1])).any(), math.inf, m)
-    # error - u against the first four histogram edges, two counts per int64 (a chunk holds
-    # fewer than 2^32 inputs); mask sums cost one vector add each, so fewer sums are faster
+    # error - u against the histogram edges below the bound (an unflagged chunk has nothing
+    # above it), two counts per int64 (a chunk holds fewer than 2^32 inputs): each mask sum
+    # costs a vector add per input, so fewer sums are faster
     shifted = err - cfg.unc
     one = torch.ones((), dtype=torch.int64, device=x.device)
+    edges = _screened_edges(cfg)
+    sums = []
+    for i in range(0, len(edges), 2):
+        packed = torch.where(shifted <= edges[i], one, 0)
+        if i + 1 < len(edges):
+            packed = packed + torch.where(shifted <= edges[i + 1], one << 32, 0)
+        sums.append(packed.sum())
+    return (m, *sums)
 
-    def pair(lo: float, hi: float) -> torch.Tensor:
-        return torch.where(shifted <= lo, one, 0) + torch.where(shifted <= hi, one << 32, 0)
 
-    return (m, pair(_LE_EDGES[0], _LE_EDGES[1]).sum(), pair(_LE_EDGES[2], _LE_EDGES[3]).sum(),
-            (shifted <= _LE_EDGES[4]).to(torch.int32).sum(dtype=torch.int32))
+def _screened_edges(cfg: _FusedConfig) -> tuple[float, ...]:
+    """The cumulative histogram edges the screen counts: those below the bound."""
+    return tuple(e for e in _LE_EDGES if e < cfg.bound)
 
 
 def _unpack_screen(packed: tuple, n: int, cfg: _FusedConfig) -> list[int]:
     """The counts vector of the full pass, for an unflagged screened chunk of n inputs."""
-    a, b, c = (int(v) for v in packed)
     low = (1 << 32) - 1
+    le = [c for v in packed for c in (int(v) & low, int(v) >> 32)]
     counts = [0] * (_C_LE + len(_LE_EDGES))
     counts[_C_MONON] = n - 1 if cfg.monotone else 0
     counts[_C_SYMN] = n if cfg.symmetry is not None else 0
-    counts[_C_LE:] = [a & low, a >> 32, b & low, b >> 32, c]
+    edges = _screened_edges(cfg)
+    counts[_C_LE:] = le[:len(edges)] + [n] * (len(_LE_EDGES) - len(edges))
     return counts
 
 
@@ -299,7 +308,8 @@ class _FastEngine:
         bound = 0.5 if s.policy.correct_rounding else float(np.asarray(bound).ravel()[0])
         unc = reference_uncertainty(s.fmt)
         self.cfg = _FusedConfig(
-            reference=s.spec.fast_reference, defined=s.spec.defined, params=tuple(sorted(st.params.items())),
+            reference=s.spec.fast_reference, defined=s.spec.defined,
+            params=tuple(sorted(st.params.items())),
             precision=s.fmt.precision, emin=s.fmt.emin, emax=s.fmt.emax, tiny=s.fmt.tiny,
             overflow=float(overflow_threshold(s.fmt)), allowed=bound + unc, unc=unc,
             bound=bound, allow_flush=s.policy.allow_flush,
