@@ -69,9 +69,11 @@ def bare_fused_pass(stride: int, threads: int | None) -> Callable[[], float]:
     compiled pass computing the float64 reference, |y - r| / ulp(r) and its maximum, in
     chunks of the sweep's size; nothing else (no verdicts, counts, histogram or checks)."""
     from actverify.dtypes import float_format
-    from actverify.sweep import FAST_CHUNK, TORCH_REFERENCES, _inv_ulp
+    from actverify.spec import get_spec
+    from actverify.sweep.fused import _inv_ulp
+    from actverify.sweep.plan import FAST_CHUNK
 
-    ref = TORCH_REFERENCES["sigmoid"]
+    ref = get_spec("sigmoid").fast_reference
     fmt = float_format("float32")
     cfg = types.SimpleNamespace(emin=fmt.emin, emax=fmt.emax, precision=fmt.precision)
 

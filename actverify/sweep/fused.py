@@ -212,15 +212,16 @@ def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Te
     """The common chunk's pass: a full chunk (no padding) in which nothing needs looking at.
 
     Returns (the largest error, infinite where the chunk is flagged; the cumulative
-    histogram counts, packed two to an int64).  The flag is raised by anything the plain
-    |y - r| / ulp(r) and these counts do not settle: an error above the allowance (a
-    violation, or a flushed subnormal to excuse), a NaN, an infinity or an overflowing reference (`accuracy.ulp_error`'s own rules), a zero
-    whose sign counts, an input outside `defined`, an adjacent pair out of order, a symmetry
-    miss, a bitwise difference from the canonical kernel.  A flagged chunk is analysed again
-    by the full pass ("reduce" / "reduce_full" and "detail"); an unflagged one has no
-    violations, all its pairs and finite inputs checked, and the counts given here.  The
-    monotonicity test reads y[1:] against y[:-1] (two views: inductor vectorizes them, unlike
-    a padded shifted load).  `_validate_on` checks this pass against the full one."""
+    histogram counts below the bound, packed two to an int64).  The flag is raised by
+    anything the plain |y - r| / ulp(r) and these counts do not settle: an error above the
+    allowance (a violation, or a flushed subnormal to excuse), a NaN, an infinity or an
+    overflowing reference (`accuracy.ulp_error`'s own rules), a zero whose sign counts, an
+    input outside `defined`, an adjacent pair out of order, a symmetry miss, a bitwise
+    difference from the canonical kernel.  A flagged chunk is analysed again by the full
+    pass ("reduce" / "reduce_full" and "detail"); an unflagged one has no violations, all its
+    pairs and finite inputs checked, and the counts given here.  The monotonicity test reads
+    y[1:] against y[:-1] (two views: inductor vectorizes them, unlike a padded shifted load).
+    `_validate_screen` holds this pass to the full one before a sweep uses it."""
     params = dict(cfg.params)
     xd, yd = x.double(), y.double()
     r, rn = cfg.reference(xd, params)
