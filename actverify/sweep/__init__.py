@@ -41,12 +41,12 @@ The package follows a sweep's flow, one module per step:
 from actverify.sweep.driver import (builtin_sweep_targets, run_sweep, sweep_elementwise,
                                     sweep_softmax)
 from actverify.sweep.histogram import HIST_EDGES, HIST_LABELS, N_BINS, histogram, histogram_bins
-from actverify.sweep.plan import bits_of_key, order_key, parse_bit_range, plan_inputs
+from actverify.sweep.plan import bits_of_key, order_key, param_sets, parse_bit_range, plan_inputs
 from actverify.sweep.report import write_report
 from actverify.sweep.results import CheckStats, PassStats, SweepResult
 from actverify.sweep.softmax import SOFTMAX_PATTERNS, softmax_rows
 
 __all__ = ["sweep_elementwise", "sweep_softmax", "run_sweep", "write_report", "SweepResult",
            "PassStats", "CheckStats", "builtin_sweep_targets", "parse_bit_range",
-           "plan_inputs", "order_key", "bits_of_key", "histogram", "histogram_bins",
+           "plan_inputs", "param_sets", "order_key", "bits_of_key", "histogram", "histogram_bins",
            "HIST_EDGES", "HIST_LABELS", "N_BINS", "SOFTMAX_PATTERNS", "softmax_rows"]
