@@ -8,13 +8,11 @@ import math
 import numpy as np
 import torch
 
-from actverify.accuracy import compare
 from actverify.dtypes import FloatFormat
 from actverify.properties.base import Subject, TargetMisbehaved
 from actverify.strategies import Case
 from actverify.targets import Target
-from actverify.sweep.verdicts import (at_kink_within_subdifferential, gradient, judge,
-                                        own_output_error, tolerance)
+from actverify.sweep.verdicts import gradient, judge, judge_gradient, own_output_error
 from actverify.sweep.plan import MAX_EXAMPLES, _hex_at
 from actverify.sweep.results import PassStats
 from actverify.sweep.accumulate import _State
@@ -93,13 +91,11 @@ def _exact_backward(st: _State, x: torch.Tensor) -> None:
         else:
             g = _upstream(x.numel(), fmt, s.device, hash((st.seed, st.chunk_index)) & 0xFFFFFFFF)
         gx, y = gradient(s, x, g, params, with_output=True)
-        with np.errstate(all="ignore"):
-            ref, bound = tolerance(s, x, g, params)
-            cmp = compare(gx.detach(), ref, fmt=fmt, bound=bound, policy=s.policy,
-                          zero_sign_specified=False)
-        _own_figure(acc.stats, s, x, g, y, gx.detach(), params, judged)
-        kink = at_kink_within_subdifferential(s, x, g, gx.detach(), params)
-        err = acc.add_exact(x=x, y=gx, ref=ref, cmp=cmp, bad=cmp.bad & ~kink, accepted=kink,
+        cmp, ref, bad, accepted = judge_gradient(s, x, g, gx, params)
+        # gradients a convention accepts are out of the own-output figure, as in the property
+        _own_figure(acc.stats, s, x, g, y, gx.detach(), params,
+                    judged & ~accepted.reshape(judged.shape))
+        err = acc.add_exact(x=x, y=gx, ref=ref, cmp=cmp, bad=bad, accepted=accepted,
                             g=s.values(g), judged=judged)
         st.keep_array(name, np.where(judged, err, np.nan))
         canon = st.canon_grads.get(name)
@@ -134,12 +130,8 @@ def _specials(s: Subject, params: dict, *, backward: bool) -> list[dict]:
         g = torch.ones_like(x)
         try:
             gx = gradient(s, x, g, params)
-            with np.errstate(all="ignore"):
-                gref, gbound = tolerance(s, x, g, params)
-                gcmp = compare(gx.detach(), gref, fmt=fmt, bound=gbound, policy=s.policy,
-                               zero_sign_specified=False)
-            kink = at_kink_within_subdifferential(s, x, g, gx.detach(), params)
-            grad = (s.values(gx), gref, gcmp.bad & ~kink, gcmp.error)
+            gcmp, gref, gbad, _ = judge_gradient(s, x, g, gx, params)
+            grad = (s.values(gx), gref, gbad, gcmp.error)
         except TargetMisbehaved as exc:
             grad = exc
     for i, name in enumerate(names):

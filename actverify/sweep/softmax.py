@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from actverify.accuracy import compare, ulp
+from actverify.accuracy import ulp
 from actverify.dtypes import FloatFormat
 from actverify.errors import UsageError
 from actverify.properties.base import Subject
@@ -15,7 +15,7 @@ from actverify.strategies import Case
 from actverify.sweep.results import SweepResult
 from actverify.sweep.accumulate import _PassAcc, _CheckAcc
 from actverify.sweep.checks import _bitwise_diff
-from actverify.sweep.verdicts import judge, tolerance, gradient
+from actverify.sweep.verdicts import gradient, judge, judge_gradient
 from actverify.sweep.exact import _upstream
 
 
@@ -125,14 +125,11 @@ def _softmax_case(result: SweepResult, s: Subject, rows: torch.Tensor, v: torch.
         judged = np.isfinite(s.values(x)).reshape(x.shape)
         judged = np.broadcast_to(judged.all(axis=dim, keepdims=True), x.shape)
         gx = gradient(s, x, g, params)
-        with np.errstate(all="ignore"):
-            gref, gbound = tolerance(s, x, g, params)
-            gcmp = compare(gx.detach(), gref, fmt=fmt, bound=gbound, policy=s.policy,
-                           zero_sign_specified=False)
+        gcmp, gref, gbad, gaccepted = judge_gradient(s, x, g, gx, params)
         gacc = _PassAcc(f"backward g=random {label}", fmt)
         gacc.add_exact(x=x.reshape(-1), y=gx.reshape(-1), ref=np.asarray(gref).reshape(-1),
-                       cmp=_Flat(gcmp), bad=np.asarray(gcmp.bad).reshape(-1),
-                       accepted=np.zeros(x.numel(), dtype=bool), g=s.values(g).reshape(-1),
+                       cmp=_Flat(gcmp), bad=np.asarray(gbad).reshape(-1),
+                       accepted=np.asarray(gaccepted).reshape(-1), g=s.values(g).reshape(-1),
                        judged=judged.reshape(-1), context=context)
         result.passes[gacc.stats.name] = gacc.finish()
 
