@@ -16,7 +16,7 @@ import torch
 
 from actverify.accuracy import overflow_threshold, reference_uncertainty, ulp
 from actverify.dtypes import FloatFormat
-from actverify.spec import FastReference
+from actverify.spec import ActivationSpec, FastReference
 from actverify.strategies import Case
 from actverify.sweep.histogram import HIST_EDGES, N_BINS, histogram_bins
 from actverify.sweep.plan import (MAX_EXAMPLES, N_WORST_CHUNKS, EXACT_CHUNK, order_key,
@@ -51,6 +51,9 @@ class _FusedConfig:
     symmetry: float | None
     canonical: bool
     monotone: bool
+    # the spec's range keeps every reference below half the overflow threshold: the screen
+    # need not test for overflow
+    bounded: bool = False
 
 
 def _ulp_exponent(r: torch.Tensor, cfg: _FusedConfig) -> torch.Tensor:
@@ -226,7 +229,12 @@ def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Te
     xd, yd = x.double(), y.double()
     r, rn = cfg.reference(xd, params)
     err = (yd - r).abs() * _inv_ulp(r, cfg)
-    look = ~((err <= cfg.allowed) & (r.abs() < cfg.overflow) & (xd.abs() < math.inf))
+    fine = err <= cfg.allowed
+    if not cfg.bounded:
+        fine = fine & (r.abs() < cfg.overflow)
+    if cfg.symmetry is not None:  # the symmetry check counts the finite inputs
+        fine = fine & (xd.abs() < math.inf)
+    look = ~fine
     if cfg.zero_sign:
         look = look | ((yd == 0) & (r == 0) & (_negative(yd) != _negative(r)))
     if cfg.monotone and cfg.defined is not None:
@@ -274,6 +282,14 @@ def _screened_edges(cfg: _FusedConfig) -> tuple[float, ...]:
     return tuple(e for e in _LE_EDGES if e < cfg.bound)
 
 
+def _bounded(spec: ActivationSpec, params: dict, overflow: float) -> bool:
+    """Whether the spec's range keeps the true value below half the overflow threshold."""
+    if spec.range is None:
+        return False
+    lo, hi = spec.range(params)
+    return max(abs(lo), abs(hi)) < overflow / 2
+
+
 def _unpack_screen(packed: tuple, n: int, cfg: _FusedConfig) -> list[int]:
     """The counts vector of the full pass, for an unflagged screened chunk of n inputs."""
     low = (1 << 32) - 1
@@ -316,7 +332,8 @@ class _FastEngine:
             bound=bound, allow_flush=s.policy.allow_flush,
             zero_sign=s.spec.zero_sign == "specified" or s.policy.zero_sign == "always",
             symmetry=s.spec.point_symmetry if st.sym is not None else None,
-            canonical=st.canon is not None, monotone=st.mono is not None)
+            canonical=st.canon is not None, monotone=st.mono is not None,
+            bounded=_bounded(s.spec, st.params, float(overflow_threshold(s.fmt))))
         self.compiled = False
         cfg, device = self.cfg, self.device
         eager = {mode: _own_code(lambda *a, _m=mode: _fused(cfg, *a, mode=_m),
