@@ -354,8 +354,9 @@ class _FastEngine:
                 self.compiled = True
                 _COMPILED[self.key] = self.passes
             except Exception as exc:  # no compiler, unsupported backend: eager fallback
-                warnings.warn(f"torch.compile of the fused sweep pass failed ({type(exc).__name__}:"
-                              f" {exc}); running it eagerly", RuntimeWarning, stacklevel=2)
+                warnings.warn(f"torch.compile of the fused sweep pass failed "
+                              f"({type(exc).__name__}: {exc}); running it eagerly",
+                              RuntimeWarning, stacklevel=2)
                 self.passes = dict(eager)
         self.engine = "fused-compiled" if self.compiled else "fused-eager"
         self._top: list[tuple[float, int, tuple]] = []  # the chunks with the largest maxima

@@ -191,8 +191,8 @@ def param_sets(spec: ActivationSpec, *, given: Mapping[str, object] | None = Non
     """The parameter sets a 16-bit sweep of `spec` covers: the defaults, and every mode of a
     parameter that names one.
 
-    A parameter whose default is a string selects a different function (GELU's approximate
-    = 'none' or 'tanh'), and its spec draws it from a finite list (`param_strategies`, a
+    A parameter whose default is a string selects a different function (an approximation's
+    form, say), and its spec draws it from a finite list (`param_strategies`, a
     `sampled_from`): each of those modes is swept.  Numeric parameters (a slope) have no
     finite list and keep their defaults.  Values in `given` are fixed and not varied."""
     given = dict(given or {})
