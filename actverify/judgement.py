@@ -22,8 +22,7 @@ tensors after it; none of them calls the target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -106,10 +105,9 @@ def both_conventional(s: Subject, x: torch.Tensor, a: torch.Tensor, b: torch.Ten
 
 # ------------------------------------------------------------------------------ forward
 
-@dataclass(frozen=True)
-class Judged:
-    """A forward result judged: the comparison, the reference, the elements that are wrong,
-    and those a convention accepts (left out of the error figures)."""
+class Judged(NamedTuple):
+    """A result judged: the comparison, the true values, the elements that are wrong, and
+    those a convention (or a subgradient at a kink) accepts, left out of the error figures."""
 
     comparison: Comparison
     reference: np.ndarray
@@ -304,13 +302,17 @@ def at_kink_within_subdifferential(s: Subject, x: torch.Tensor, g: torch.Tensor,
     return excused
 
 
-def gradient_bad(s: Subject, x: torch.Tensor, g: torch.Tensor, gx: torch.Tensor,
-                 params: dict) -> tuple[Comparison, np.ndarray, np.ndarray, np.ndarray]:
-    """The gradient gx = g * f'(x) judged: the comparison with the true vjp, the true vjp,
-    the wrong elements (beyond the tolerance, not a subgradient at a kink under kink='math',
-    not a convention), and those a convention accepts."""
-    ref, bound = tolerance(s, x, g, params)
-    cmp = compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy, zero_sign_specified=False)
-    accepted = conventional(s, x, gx, params, backward=True)
-    bad = cmp.bad & ~at_kink_within_subdifferential(s, x, g, gx, params) & ~accepted
-    return cmp, ref, bad, accepted
+def judge_gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, gx: torch.Tensor,
+                   params: dict) -> Judged:
+    """The gradient gx at x with upstream g against the true vjp g * f'(x) under the
+    tolerance; accepted (not wrong, left out of the figures): g times a subgradient at a kink
+    under kink='math', and the spec's backward conventions (PyTorch's NaN gradients of GELU's
+    tanh form where x^3 overflows)."""
+    gx = gx.detach()
+    with np.errstate(all="ignore"):
+        ref, bound = tolerance(s, x, g, params)
+        cmp = compare(gx, ref, fmt=s.fmt, bound=bound, policy=s.policy,
+                      zero_sign_specified=False)
+    accepted = (at_kink_within_subdifferential(s, x, g, gx, params)
+                | conventional(s, x, gx, params, backward=True))
+    return Judged(cmp, ref, np.asarray(cmp.bad) & ~accepted, accepted)

@@ -209,6 +209,21 @@ def _fill(fmt: FloatFormat, n: int, *, seed: int, recipe: str, scale_exp: int,
     return (torch.randn(n, generator=g, dtype=torch.float64) * 2.0**scale_exp).to(fmt.dtype)
 
 
+def upstream_gradient(shape: tuple[int, ...], *, seed: int,
+                      scale_exponent: int | None = None) -> torch.Tensor:
+    """A random upstream gradient in float64: normal values times 2^e, about 10% exact zeros
+    (a backward that ignores or mis-scales g, or does not scale it element by element, shows).
+    e is `scale_exponent` for the whole tensor (a property's draw), or when None drawn per
+    element from -6..6 (a sweep's one tensor covers every scale)."""
+    gen = torch.Generator().manual_seed(seed)
+    g = torch.randn(shape, generator=gen, dtype=torch.float64)
+    if scale_exponent is None:
+        g = g * torch.pow(2.0, torch.randint(-6, 7, shape, generator=gen).double())
+    else:
+        g = g * 2.0**scale_exponent
+    return torch.where(torch.rand(shape, generator=gen) < 0.1, torch.zeros_like(g), g)
+
+
 Knob = int | str | tuple[int, ...]
 
 

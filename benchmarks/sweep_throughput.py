@@ -1,11 +1,12 @@
-"""Throughput of exhaustive sweeps (actverify/sweep.py), as one-line figures.
+"""Throughput of exhaustive sweeps (actverify/sweep/), as one-line figures.
 
     python benchmarks/sweep_throughput.py                  # everything, 3 repeats
     python benchmarks/sweep_throughput.py --float32-stride 64 --repeats 5
 
 1. 16-bit: every float16 and bfloat16 bit pattern (65,536 each) through every element-wise
-   activation's canonical PyTorch kernel, forward and backward (g = random and g = 1), with
-   every whole-space check; the median time of each sweep and the total (target: < 10 s).
+   activation's canonical PyTorch kernel, with every parameter mode a sweep covers (GELU's
+   tanh form too), forward and backward (g = random and g = 1), with every whole-space
+   check; the median time of each sweep and the total (target: < 1 s idle).
 2. float32: sigmoid, forward only, through the fused pass over every STRIDE-th bit pattern of
    the whole float32 space (2^32 / STRIDE values), once accuracy-only and once with the
    monotonicity and point-symmetry checks; the median values/s (target: 200 M/s on 2 cores).
@@ -13,7 +14,8 @@
    given as a ratio to a bare fused pass over the same inputs (the kernel, then one compiled
    function: float64 reference, ulp error, maximum; nothing else), measured in the same run:
    what the sweep's verdicts, histogram, checks and bookkeeping cost on top of the least a
-   sweep must do.
+   sweep must do.  The last line repeats the ratios: with `--threads 1` on a shared machine
+   they are the figures to compare between runs.
 
 Each line also gives the CPU time used per second of wall time, so that figures taken on a
 busy machine can be told apart from the machine's capacity.
@@ -30,7 +32,7 @@ from collections.abc import Callable
 import torch
 
 from actverify.spec import registry
-from actverify.sweep import builtin_sweep_targets, sweep_elementwise
+from actverify.sweep import builtin_sweep_targets, param_sets, sweep_elementwise
 from actverify.threads import limited, resolve
 
 
@@ -52,15 +54,17 @@ def sixteen_bit(repeats: int) -> float:
     total = 0.0
     for dtype in ("float16", "bfloat16"):
         for target in builtin_sweep_targets(n for n, s in registry().items() if s.elementwise):
-            sweep_elementwise(target, fmt=dtype)  # warm-up
-            wall, load, r = timed(lambda: sweep_elementwise(target, fmt=dtype), repeats)
-            total += wall
-            passes = len(r.passes)
-            print(f"16-bit {r.activation:10s} {dtype:8s} fwd+bwd ({passes} passes, all checks): "
-                  f"{wall * 1e3:6.0f} ms = {65536 / wall / 1e6:5.2f} M inputs/s "
-                  f"[{load:.1f} CPUs busy, verdict {r.verdict}]", flush=True)
-    print(f"16-bit total, float16 + bfloat16, every element-wise activation, forward and "
-          f"backward: {total:.2f} s (target < 10 s)", flush=True)
+            for params in param_sets(target.spec):
+                sweep_elementwise(target, fmt=dtype, params=params)  # warm-up
+                wall, load, r = timed(
+                    lambda: sweep_elementwise(target, fmt=dtype, params=params), repeats)
+                total += wall
+                print(f"16-bit {r.label:24s} {dtype:8s} fwd+bwd ({len(r.passes)} passes, "
+                      f"all checks): "
+                      f"{wall * 1e3:6.0f} ms = {65536 / wall / 1e6:5.2f} M inputs/s "
+                      f"[{load:.1f} CPUs busy, verdict {r.verdict}]", flush=True)
+    print(f"16-bit total, float16 + bfloat16, every element-wise activation and mode, forward "
+          f"and backward: {total:.2f} s (target < 1 s idle)", flush=True)
     return total
 
 
@@ -69,9 +73,11 @@ def bare_fused_pass(stride: int, threads: int | None) -> Callable[[], float]:
     compiled pass computing the float64 reference, |y - r| / ulp(r) and its maximum, in
     chunks of the sweep's size; nothing else (no verdicts, counts, histogram or checks)."""
     from actverify.dtypes import float_format
-    from actverify.sweep import FAST_CHUNK, TORCH_REFERENCES, _inv_ulp
+    from actverify.spec import get_spec
+    from actverify.sweep.fused import _inv_ulp
+    from actverify.sweep.plan import FAST_CHUNK
 
-    ref = TORCH_REFERENCES["sigmoid"]
+    ref = get_spec("sigmoid").fast_reference
     fmt = float_format("float32")
     cfg = types.SimpleNamespace(emin=fmt.emin, emax=fmt.emax, precision=fmt.precision)
 
@@ -113,6 +119,7 @@ def float32_sigmoid(stride: int, repeats: int, threads: int | None) -> None:
     print(f"float32 sigmoid, bare fused pass (kernel + reference + ulp error + max, nothing "
           f"else): {bare_rate:6.1f} M values/s, {bare_cpu_rate:6.1f} M values per CPU-second "
           f"(the baseline) [{load:.1f} CPUs busy]", flush=True)
+    ratios = []
     for label, checks in (("accuracy only", ()),
                           ("accuracy + monotonic + point_symmetry", None)):
         sweep_elementwise(target, fmt="float32", backward=False, engine="fast", checks=checks,
@@ -127,6 +134,9 @@ def float32_sigmoid(stride: int, repeats: int, threads: int | None) -> None:
               f"bare pass), {cpu_rate:6.1f} M values per CPU-second "
               f"({cpu_rate / bare_cpu_rate:.2f}x) [{load:.1f} CPUs busy, {r.engine}; max {fwd.max_ulp:.4g} ulp at x = "
               f"{fwd.max_at['x']!r}]", flush=True)
+        ratios.append(f"{label} {cpu_rate:.1f} ({cpu_rate / bare_cpu_rate:.2f}x)")
+    print(f"float32 sigmoid, M values per CPU-second (ratio to the bare pass {bare_cpu_rate:.1f}):"
+          f" {'; '.join(ratios)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Exhaustive sweeps (actverify/sweep.py): planted bugs are found at their exact input, the ULP
+"""Exhaustive sweeps (actverify/sweep/): planted bugs are found at their exact input, the ULP
 figures agree with mpmath, and PyTorch's builtins pass the default policy on every float16 and
 bfloat16 input, forward and backward."""
 
@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 
 import actverify.sweep as sweep
-from actverify.accuracy import STRICT
+from actverify.accuracy import STRICT, reference_uncertainty
 from actverify.dtypes import float_format
 from actverify.spec import registry
 from actverify.sweep import (HIST_LABELS, N_BINS, bits_of_key, builtin_sweep_targets,
                              order_key, parse_bit_range, plan_inputs, run_sweep,
                              sweep_elementwise, sweep_softmax, write_report)
+from actverify.sweep import driver, fused, plan
 from actverify.targets import target_from_callable
 
 F16, BF16, F32 = (float_format(n) for n in ("float16", "bfloat16", "float32"))
@@ -104,7 +105,7 @@ def test_planted_float32_values_are_found_by_both_engines(monkeypatch):
         return torch.where(hit, torch.full_like(y, 0.5), y)
 
     target = target_from_callable(kernel, "sigmoid", name="planted32")
-    monkeypatch.setattr(sweep, "FAST_CHUNK", 1 << 16)
+    monkeypatch.setattr(driver, "FAST_CHUNK", 1 << 16)
     kw = dict(fmt="float32", backward=False, bit_range=(0, 1 << 32), stride=1 << 14)
     exact = sweep_elementwise(target, engine="exact", **kw)
     fast = sweep_elementwise(target, engine="fast", use_compile=False, **kw)
@@ -123,7 +124,7 @@ def test_planted_float32_values_are_found_by_both_engines(monkeypatch):
     # differ in a last bit: a result may change bins only if its error is within twice the
     # reference's uncertainty u of a bin edge (near x = 0, sigmoid's errors sit within 1e-8
     # ulp of multiples of 0.5).
-    u = sweep.reference_uncertainty(F32)
+    u = reference_uncertainty(F32)
     err = exact.arrays["forward"]
     edges = np.asarray(sweep.HIST_EDGES) + u
     near = int((np.min(np.abs(err[:, None] - edges[None, :]), axis=1) <= 2 * u).sum())
@@ -150,7 +151,7 @@ def test_the_compiled_fused_pass_matches_the_exact_engine(monkeypatch, request):
     if "slow" not in (request.config.getoption("markexpr") or "") and not os.environ.get(
             "ACTVERIFY_SLOW"):
         pytest.skip("compiles a kernel; run with -m slow or ACTVERIFY_SLOW=1")
-    monkeypatch.setattr(sweep, "FAST_CHUNK", 1 << 16)
+    monkeypatch.setattr(driver, "FAST_CHUNK", 1 << 16)
     target = builtin_sweep_targets(["tanh"])[0]
     kw = dict(fmt="float32", backward=False, bit_range=(0x3C000000, 0x3C000000 + (1 << 17)))
     fast = sweep_elementwise(target, engine="fast", use_compile=True, **kw)
@@ -207,19 +208,19 @@ def test_ulp_figures_agree_with_mpmath(activation, dtype):
     for i, yi in zip(picks, y):
         want = _mp_ulp_error(float(yi), f(mpmath.mpf(float(x[i]))), fmt)
         # within the float64 reference's own uncertainty (2^-27 ulp for float32)
-        assert err[i] == pytest.approx(want, abs=sweep.reference_uncertainty(fmt)), (x[i], yi)
+        assert err[i] == pytest.approx(want, abs=reference_uncertainty(fmt)), (x[i], yi)
     worst = picks[-1]
     assert r.passes["forward"].max_ulp == pytest.approx(err[worst], rel=1e-12)
 
 
 def test_histogram_bins_and_labels():
-    u = sweep.reference_uncertainty(F32)
+    u = reference_uncertainty(F32)
     e = np.array([0.0, u, 2 * u, 0.25, 0.5, 0.5 + u / 2, 0.5000001, 1.0, 1.5, 2.0, 3.0, 2.0**30,
                   2.0**31, math.inf])
     assert sweep.histogram_bins(e, F32).tolist() == [0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 32, 33,
                                                       34]
     assert len(HIST_LABELS) == N_BINS
-    fast = sweep._fast_bins(torch.from_numpy(e), sweep.reference_uncertainty(F32))
+    fast = fused._fast_bins(torch.from_numpy(e), reference_uncertainty(F32))
     assert fast.tolist() == sweep.histogram_bins(e, F32).tolist()
 
 
@@ -290,7 +291,7 @@ def test_bit_ranges_strides_and_the_ci_subset():
     spec = registry()["sigmoid"]
     ci = plan_inputs(F32, spec=spec)
     assert ci.count > (1 << 20)
-    around_zero = sweep._float_to_key(0.0, F32)
+    around_zero = plan._float_to_key(0.0, F32)
     k = ci.all_keys()
     assert bool(((k >= around_zero - 4096) & (k <= around_zero + 4096)).sum() == 8193)
     assert plan_inputs(F16).count == 65536
@@ -383,3 +384,50 @@ def test_a_property_and_a_sweep_give_one_verdict_at_a_kink(kink: str) -> None:
     holds = kink == "math"
     assert (outcome.status == "passed") == holds, outcome.failure
     assert (swept.passes["backward g=1"].policy_violations == 0) == holds
+
+
+def test_fused_screen_and_exact_engine_agree_on_a_bug_only_monotonicity_sees():
+    """A kernel within its accuracy bound everywhere that steps down once inside a chunk and
+    once on a chunk boundary: the fused pass's screen flags those two chunks and passes a
+    clean third, and its verdicts (violations, checks, counts) are the exact engine's."""
+    twenty = 0x41A00000  # 20.0: sigmoid rounds to 1; 1 - 2^-24 is within 1 ulp of the truth
+    planted = (twenty, twenty + 100)
+
+    def kernel(x):
+        y = torch.sigmoid(x)
+        bits = _bits(x, F32)
+        hit = (bits == planted[0]) | (bits == planted[1])
+        return torch.where(hit, torch.full_like(y, 1 - 2.0**-24), y)
+
+    target = target_from_callable(kernel, "sigmoid", name="planted_step_down")
+    kw = dict(fmt="float32", backward=False, bit_range=(twenty - (1 << 16), twenty + (1 << 17)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(driver, "FAST_CHUNK", 1 << 16)  # three full chunks, the last one clean
+        fast = sweep_elementwise(target, engine="fast", use_compile=False, **kw)
+    exact = sweep_elementwise(target, engine="exact", **kw)
+    assert fast.engine == "fused-eager" and not fast.notes
+    for r in (exact, fast):
+        assert r.passes["forward"].policy_violations == 0
+        assert r.checks["monotonic"].violations == 2 and not r.ok
+        assert {e["bits_hi"] for e in r.checks["monotonic"].examples} == {
+            f"0x{b:08x}" for b in planted}
+    for name in ("monotonic", "point_symmetry", "differs_from_canonical"):
+        assert (fast.checks[name].n, fast.checks[name].violations) == (
+            exact.checks[name].n, exact.checks[name].violations), name
+    a, b = exact.passes["forward"], fast.passes["forward"]
+    assert (a.n, a.excused, a.not_correctly_rounded) == (b.n, b.excused, b.not_correctly_rounded)
+    assert a.max_ulp == pytest.approx(b.max_ulp, rel=1e-9)
+
+
+def test_sixteen_bit_sweeps_cover_every_mode_a_parameter_names():
+    """GELU's approximate='tanh' is a function of its own: run_sweep covers it on 16-bit
+    formats (taken from the spec's parameter, not from the activation's name), and judges its
+    backward as the gradient property does (PyTorch's NaN gradients where x^3 overflows are
+    a convention the spec states)."""
+    found = run_sweep(targets=builtin_sweep_targets(["gelu", "leaky_relu"]), dtypes=["bfloat16"],
+                      device="cpu")
+    assert [(r.activation, r.params) for r in found] == [
+        ("gelu", {"approximate": "none"}), ("gelu", {"approximate": "tanh"}),
+        ("leaky_relu", {"negative_slope": 0.01})]
+    assert all(r.ok for r in found), [r.summary() for r in found]
+    assert "[gelu approximate=tanh]" in found[1].summary()

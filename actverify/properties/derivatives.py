@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 from actverify.accuracy import compare, ulp
 from actverify.judgement import (at_kink_within_subdifferential, both_conventional, conventional,
-                                 gradient_bad, own_output_error, second_tolerance, tolerance)
+                                 judge_gradient, own_output_error, second_tolerance, tolerance)
 from actverify.properties.base import Subject, TargetMisbehaved, Violation, define, observe
 from actverify.properties.semantics import differ, inconsistent, not_canonical
-from actverify.strategies import LAYOUTS, Case, apply_layout, seam_values, shapes
+from actverify.strategies import (LAYOUTS, Case, apply_layout, seam_values, shapes,
+                                  upstream_gradient)
 
 
 def differentiable(target) -> bool:
@@ -56,10 +57,8 @@ def with_upstream(draw, s: Subject, *, allow_empty: bool = True, min_dims: int =
     and kept in the case's `layout` (`gradient(..., layout=)` lays the leaf out so)."""
     case = draw(s.cases(backward=True, allow_nan=False, layout=True, inplace=s.target.inplace,
                         shape=shapes(allow_empty=allow_empty, min_dims=min_dims)))
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
-    scale = 2.0 ** draw(st.integers(-6, 6))
-    g = torch.randn(case.x.shape, generator=gen, dtype=torch.float64) * scale
-    g = torch.where(torch.rand(case.x.shape, generator=gen) < 0.1, torch.zeros_like(g), g)
+    g = upstream_gradient(tuple(case.x.shape), seed=draw(st.integers(0, 2**32 - 1)),
+                          scale_exponent=draw(st.integers(-6, 6)))
     upstream = g.to(s.fmt.dtype).to(s.device)
     return Case(case.x, case.params, case.layout, upstream=upstream)
 
@@ -74,7 +73,7 @@ def upstream_inputs(s: Subject) -> st.SearchStrategy[Case]:
 def gradient_accuracy(s: Subject, case: Case) -> None:
     x, g = case.x, case.upstream
     gx, y = gradient(s, x, g, case.params, with_output=True, layout=case.layout)
-    cmp, ref, bad, accepted = gradient_bad(s, x, g, gx, case.params)
+    cmp, ref, bad, accepted = judge_gradient(s, x, g, gx, case.params)
     # Two figures, each with its bound: against the exact derivative at x (bounded by the
     # backward's own ulps plus the error carried from the forward), and against the exact
     # derivative of the saved output (the backward's own quality).  Gradients a convention

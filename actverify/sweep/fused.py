@@ -1,0 +1,618 @@
+"""The fused float32 engine: the kernel runs eagerly, the analysis of a chunk is one compiled
+function built from the spec (its `fast_reference`, `defined`, symmetry and bound)."""
+
+from __future__ import annotations
+
+import heapq
+import math
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from actverify.accuracy import overflow_threshold, reference_uncertainty, ulp
+from actverify.dtypes import FloatFormat
+from actverify.spec import ActivationSpec, FastReference
+from actverify.sweep.histogram import HIST_EDGES, N_BINS, histogram_bins
+from actverify.sweep.plan import (MAX_EXAMPLES, N_WORST_CHUNKS, EXACT_CHUNK, order_key,
+                                  bits_of_key, _hex_at, _float_to_key, _keys_to_x)
+from actverify.sweep.accumulate import _PassAcc, _State
+from actverify.judgement import judge
+
+
+# Each spec's `fast_reference` (float64 torch ops) drives the fused float32 pass.  It is never
+# trusted blindly: `_validate_fast` compares the fused pass with the exact engine (the spec's
+# numpy reference and `compare`) on a validation set before a sweep uses it, and every input
+# the fused pass flags is judged again by the exact engine.
+
+
+@dataclass(frozen=True)
+class _FusedConfig:
+    # What the analysis needs from the spec, as its own callables: the float64 torch reference
+    # and where the true value is defined (None: wherever x is not NaN).
+    reference: FastReference
+    defined: Callable[[torch.Tensor, dict], torch.Tensor] | None
+    params: tuple
+    precision: int
+    emin: int
+    emax: int
+    tiny: float
+    overflow: float
+    allowed: float  # bound + reference uncertainty
+    unc: float
+    bound: float
+    allow_flush: bool
+    zero_sign: bool
+    symmetry: float | None
+    canonical: bool
+    monotone: bool
+    # the spec's range keeps every reference below half the overflow threshold: the screen
+    # need not test for overflow
+    bounded: bool = False
+
+
+def _ulp_exponent(r: torch.Tensor, cfg: _FusedConfig) -> torch.Tensor:
+    """log2 ulp(r) for the output format, from the float64 reference's exponent bits."""
+    e = ((r.view(torch.int64) >> 52) & 0x7FF) - 1023
+    return e.clamp(cfg.emin, cfg.emax) - (cfg.precision - 1)
+
+
+def _fast_ulp(r: torch.Tensor, cfg: _FusedConfig) -> torch.Tensor:
+    """ulp(r) as float64 (a power of two, built from its bits), as `accuracy.ulp`."""
+    return ((_ulp_exponent(r, cfg) + 1023) << 52).view(torch.float64)
+
+
+def _inv_ulp(r: torch.Tensor, cfg: _FusedConfig) -> torch.Tensor:
+    """1 / ulp(r) for the output format, from the float64 reference's exponent bits (exact:
+    a power of two), with the same clamping as `accuracy.ulp`."""
+    return ((1023 - _ulp_exponent(r, cfg)) << 52).view(torch.float64)
+
+
+# NaN / infinity / sign tests written as comparisons: inductor vectorizes these, while it
+# evaluates torch.isnan / isinf / signbit element by element on CPU.
+def _nan(v: torch.Tensor) -> torch.Tensor:
+    return v != v
+
+
+def _inf(v: torch.Tensor) -> torch.Tensor:
+    return v.abs() == math.inf
+
+
+def _negative(v: torch.Tensor) -> torch.Tensor:
+    """The sign bit of a float64 tensor."""
+    return v.view(torch.int64) < 0
+
+
+def _fast_error(y: torch.Tensor, r: torch.Tensor, cfg: _FusedConfig) -> torch.Tensor:
+    """`accuracy.ulp_error` in torch: |y - r| / ulp(r), with its NaN and infinity rules
+    (NaN vs NaN 0, NaN vs number inf; a reference past the overflow threshold counts as
+    rounding to infinity; an infinite result against a finite reference is inf), in as few
+    vector operations as possible."""
+    err = (y - r).abs() * _inv_ulp(r, cfg)
+    y_nan, r_nan = _nan(y), _nan(r)
+    inf = math.inf
+    y_inf = y.abs() == inf
+    r_over = r.abs() >= cfg.overflow  # includes an infinite reference
+    same_inf = r_over & (y == torch.copysign(torch.full_like(r, inf), r))
+    return torch.where(y_nan | r_nan, torch.where(y_nan & r_nan, 0.0, inf),
+                       torch.where(y_inf, torch.where(same_inf, 0.0, inf), err))
+
+
+def _fast_bins(err: torch.Tensor, unc: float) -> torch.Tensor:
+    """`histogram_bins` from exponent bits: ceil(log2 (err - u)) + 2 for err - u > 0.5."""
+    shifted = (err - unc).clamp(min=0.0)
+    eb = shifted.view(torch.int64)
+    e = ((eb >> 52) & 0x7FF) - 1023
+    k = e + ((eb & ((1 << 52) - 1)) != 0).to(torch.int64)
+    bins = torch.where(shifted <= 0.5, (shifted > 0).to(torch.int64),
+                       (k + 2).clamp(2, N_BINS - 2))
+    return torch.where(_inf(err), N_BINS - 1, bins)
+
+
+# Indices into the counts vector the fused pass returns.
+(_C_BAD, _C_SPECIAL, _C_EXCUSED, _C_MONO, _C_MONON, _C_SYM, _C_SYMN, _C_DIFF) = range(8)
+_C_LE = 8  # then cumulative counts of error - u <= each of _LE_EDGES (histogram bins 0..4)
+_LE_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+def _defined(cfg: _FusedConfig, x: torch.Tensor, params: dict) -> torch.Tensor:
+    return cfg.defined(x, params) if cfg.defined is not None else ~_nan(x)
+
+
+def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Tensor,
+           y_canon: torch.Tensor, nvalid: torch.Tensor,
+           mode: Literal["reduce", "reduce_full", "argmax", "bins", "detail"] = "reduce"):
+    """The fused analysis of one chunk (inputs in value order, the first `nvalid` real;
+    each input is paired with the next for the monotonicity check).
+
+    mode "reduce" (every chunk): the largest counted error and the counts, with the plain
+    |y - r| / ulp(r) and a count of the inputs where the NaN / infinity / overflow rules of
+    `accuracy.ulp_error` would apply; only if there are any, "reduce_full" (those rules
+    applied) replaces it for the chunk.  "argmax": where
+    that error is (only for chunks whose maximum enters the worst inputs); "bins": the
+    histogram bin of every input (only for chunks with errors above 2 ulp); "detail": every
+    mask, evaluated eagerly, for chunks with something to report."""
+    params = dict(cfg.params)
+    ref = cfg.reference
+    index = torch.arange(x.shape[0], device=x.device)
+    valid = index < nvalid
+    xd, yd = x.double(), y.double()
+    r, rn = ref(xd, params)
+    if mode == "reduce":
+        err = (yd - r).abs() * _inv_ulp(r, cfg)
+        special = valid & ~((err < math.inf) & (r.abs() < cfg.overflow))
+    else:
+        err = _fast_error(yd, r, cfg)
+        special = None
+    excused = valid & (yd == 0) & (r.abs() < cfg.tiny) if cfg.allow_flush else \
+        torch.zeros_like(valid)
+    counted = valid & ~excused & (err != math.inf) & (xd == xd)
+    errm = torch.where(counted, err, -1.0)
+    if mode == "argmax":
+        return errm.max(0)
+    if mode == "bins":
+        return torch.where(valid, _fast_bins(err, cfg.unc), N_BINS).to(torch.uint8)
+    bad = valid & (err > cfg.allowed) & ~excused
+    if cfg.zero_sign:
+        bad = bad | (valid & (yd == 0) & (r == 0) & (_negative(yd) != _negative(r)))
+    zero = torch.zeros_like(valid)
+    if cfg.monotone:
+        # the next input and output (the last pairs with a zero, and is masked anyway); a
+        # pad, unlike a concatenation, compiles into shifted loads in the one fused loop
+        x_next = torch.nn.functional.pad(x[1:], (0, 1))
+        y_next = torch.nn.functional.pad(y[1:], (0, 1))
+        pairs = ((index < nvalid - 1) & _defined(cfg, x, params)
+                 & _defined(cfg, x_next, params))
+        mono = pairs & ~(y_next >= y)
+    else:
+        mono = pairs = zero
+    if cfg.symmetry is not None:
+        c = cfg.symmetry
+        if rn is None:
+            rn = ref(-xd, params)[0]
+        tol = cfg.bound * (_fast_ulp(r, cfg) + _fast_ulp(rn, cfg))
+        ynd = y_neg.double()
+        finite = valid & (xd.abs() < math.inf)
+        sym = finite & ~((ynd - (2 * c - yd)).abs() <= tol)
+        if cfg.zero_sign and c == 0:
+            sym = sym | (valid & (xd == 0) & (_negative(yd) == _negative(ynd)))
+        n_sym = finite
+    else:
+        sym = n_sym = zero
+    if cfg.canonical:
+        yi, ci = y.view(torch.int32), y_canon.view(torch.int32)
+        diff = valid & (yi != ci) & ~(_nan(y) & _nan(y_canon))
+    else:
+        diff = zero
+    if mode == "detail":
+        return {"err": err, "bad": bad, "excused": excused, "mono": mono, "sym": sym,
+                "diff": diff, "ref": r, "errm": errm,
+                "bins": torch.where(valid, _fast_bins(err, cfg.unc), N_BINS)}
+    shifted = err - cfg.unc  # the histogram's edges, widened by the reference's uncertainty
+    nothing = torch.zeros((), dtype=torch.int32, device=x.device)
+
+    def count(mask: torch.Tensor) -> torch.Tensor:  # int32 lanes: chunks hold < 2^31 inputs
+        return mask.to(torch.int32).sum(dtype=torch.int32)
+
+    counts = torch.stack([
+        count(bad), count(special) if special is not None else nothing,
+        count(excused & (err > cfg.allowed)) if cfg.allow_flush else nothing,
+        count(mono) if cfg.monotone else nothing, count(pairs) if cfg.monotone else nothing,
+        count(sym) if cfg.symmetry is not None else nothing,
+        count(n_sym) if cfg.symmetry is not None else nothing,
+        count(diff) if cfg.canonical else nothing,
+        *[count(valid & (shifted <= edge)) for edge in _LE_EDGES]])
+    return errm.max(), counts
+
+
+def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Tensor,
+            y_canon: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The common chunk's pass: a full chunk (no padding) in which nothing needs looking at.
+
+    Returns (the largest error, infinite where the chunk is flagged; the cumulative
+    histogram counts below the bound, packed two to an int64).  The flag is raised by
+    anything the plain |y - r| / ulp(r) and these counts do not settle: an error above the
+    allowance (a violation, or a flushed subnormal to excuse), a NaN, an infinity or an
+    overflowing reference (`accuracy.ulp_error`'s own rules), a zero whose sign counts, an
+    input outside `defined`, an adjacent pair out of order, a symmetry miss, a bitwise
+    difference from the canonical kernel.  A flagged chunk is analysed again by the full
+    pass ("reduce" / "reduce_full" and "detail"); an unflagged one has no violations, all its
+    pairs and finite inputs checked, and the counts given here.  The monotonicity test reads
+    y[1:] against y[:-1] (two views: inductor vectorizes them, unlike a padded shifted load).
+    `_validate_screen` holds this pass to the full one before a sweep uses it."""
+    params = dict(cfg.params)
+    xd, yd = x.double(), y.double()
+    r, rn = cfg.reference(xd, params)
+    err = (yd - r).abs() * _inv_ulp(r, cfg)
+    fine = err <= cfg.allowed
+    if not cfg.bounded:
+        fine = fine & (r.abs() < cfg.overflow)
+    if cfg.symmetry is not None:  # the symmetry check counts the finite inputs
+        fine = fine & (xd.abs() < math.inf)
+    look = ~fine
+    if cfg.zero_sign:
+        look = look | ((yd == 0) & (r == 0) & (_negative(yd) != _negative(r)))
+    if cfg.monotone and cfg.defined is not None:
+        look = look | ~cfg.defined(x, params)
+    if cfg.symmetry is not None:
+        if rn is None:
+            rn = cfg.reference(-xd, params)[0]
+        # A sufficient form of the full pass's test, without the float64 -> int64 bit casts
+        # that inductor does not vectorize: below the overflow threshold ulp(v) > |v| 2^-p,
+        # so a chunk that passes here passes the bound (ulp(r) + ulp(rn)); a miss is only a
+        # flag, and the full pass decides.
+        tol = cfg.bound * 2.0 ** -cfg.precision * (r.abs() + rn.abs())
+        ynd = y_neg.double()
+        look = look | ~((ynd - (2 * cfg.symmetry - yd)).abs() <= tol)
+        if cfg.zero_sign and cfg.symmetry == 0:
+            look = look | ((xd == 0) & (_negative(yd) == _negative(ynd)))
+    if cfg.canonical:
+        look = look | ((y.view(torch.int32) != y_canon.view(torch.int32))
+                       & ~(_nan(y) & _nan(y_canon)))
+    # One reduction gives the maximum and the flag (an infinite maximum): a second one over
+    # the same loop makes inductor split it and compute the reference twice.
+    counted = err
+    if cfg.allow_flush:  # a flushed subnormal is not "the worst input" (as in the full pass)
+        counted = torch.where((yd == 0) & (r.abs() < cfg.tiny), -1.0, err)
+    m = torch.where(look, math.inf, counted).max()
+    if cfg.monotone:
+        m = torch.where((~(y[1:] >= y[:-1])).any(), math.inf, m)
+    # error - u against the histogram edges below the bound (an unflagged chunk has nothing
+    # above it), two counts per int64 (a chunk holds fewer than 2^32 inputs): each mask sum
+    # costs a vector add per input, so fewer sums are faster
+    shifted = err - cfg.unc
+    one = torch.ones((), dtype=torch.int64, device=x.device)
+    edges = _screened_edges(cfg)
+    sums = []
+    for i in range(0, len(edges), 2):
+        packed = torch.where(shifted <= edges[i], one, 0)
+        if i + 1 < len(edges):
+            packed = packed + torch.where(shifted <= edges[i + 1], one << 32, 0)
+        sums.append(packed.sum())
+    return (m, *sums)
+
+
+def _screened_edges(cfg: _FusedConfig) -> tuple[float, ...]:
+    """The cumulative histogram edges the screen counts: those below the bound."""
+    return tuple(e for e in _LE_EDGES if e < cfg.bound)
+
+
+def _bounded(spec: ActivationSpec, params: dict, overflow: float) -> bool:
+    """Whether the spec's range keeps the true value below half the overflow threshold."""
+    if spec.range is None:
+        return False
+    lo, hi = spec.range(params)
+    return max(abs(lo), abs(hi)) < overflow / 2
+
+
+def _unpack_screen(packed: tuple, n: int, cfg: _FusedConfig) -> list[int]:
+    """The counts vector of the full pass, for an unflagged screened chunk of n inputs."""
+    low = (1 << 32) - 1
+    le = [c for v in packed for c in (int(v) & low, int(v) >> 32)]
+    counts = [0] * (_C_LE + len(_LE_EDGES))
+    counts[_C_MONON] = n - 1 if cfg.monotone else 0
+    counts[_C_SYMN] = n if cfg.symmetry is not None else 0
+    edges = _screened_edges(cfg)
+    counts[_C_LE:] = le[:len(edges)] + [n] * (len(_LE_EDGES) - len(edges))
+    return counts
+
+
+def _own_code(fn: Callable, name: str) -> Callable:
+    """A copy of `fn` with a code object of its own: dynamo caches compiled graphs per code
+    object and gives up after 8 recompilations, so every configuration gets its own."""
+    code = fn.__code__.replace(co_name=name)
+    copy = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    return copy
+
+
+_COMPILED: dict[tuple, dict[str, Callable]] = {}  # compiled passes, per configuration
+_VALIDATED: dict[tuple, str | None] = {}  # validation outcome, per configuration
+
+
+class _FastEngine:
+    """The fused float32 forward pass, compiled when possible."""
+
+    def __init__(self, st: _State, *, chunk: int, use_compile: bool) -> None:
+        s = st.s
+        self.st, self.chunk, self.device = st, chunk, s.device
+        bound = s.spec.bound(s.fmt).evaluate(np.zeros(1), st.params, s.fmt)
+        bound = 0.5 if s.policy.correct_rounding else float(np.asarray(bound).ravel()[0])
+        unc = reference_uncertainty(s.fmt)
+        self.cfg = _FusedConfig(
+            reference=s.spec.fast_reference, defined=s.spec.defined,
+            params=tuple(sorted(st.params.items())),
+            precision=s.fmt.precision, emin=s.fmt.emin, emax=s.fmt.emax, tiny=s.fmt.tiny,
+            overflow=float(overflow_threshold(s.fmt)), allowed=bound + unc, unc=unc,
+            bound=bound, allow_flush=s.policy.allow_flush,
+            zero_sign=s.spec.zero_sign == "specified" or s.policy.zero_sign == "always",
+            symmetry=s.spec.point_symmetry if st.sym is not None else None,
+            canonical=st.canon is not None, monotone=st.mono is not None,
+            bounded=_bounded(s.spec, st.params, float(overflow_threshold(s.fmt))))
+        self.compiled = False
+        cfg, device = self.cfg, self.device
+        eager = {mode: _own_code(lambda *a, _m=mode: _fused(cfg, *a, mode=_m),
+                                 f"_fused_{mode}_{len(_COMPILED)}")
+                 for mode in ("reduce", "reduce_full", "argmax", "bins")}
+        eager["screen"] = _own_code(lambda *a: _screen(cfg, *a[:4]),
+                                    f"_fused_screen_{len(_COMPILED)}")
+        self.passes = dict(eager)
+        self.key = (cfg, chunk, device)
+        if use_compile and self.key in _COMPILED:
+            self.passes = _COMPILED[self.key]
+            self.compiled = True
+        elif use_compile:
+            try:
+                # argmax and bins are compiled on first use (most sweeps need them rarely)
+                self.passes = {m: torch.compile(f, dynamic=False) for m, f in eager.items()}
+                self._warm()
+                self.compiled = True
+                _COMPILED[self.key] = self.passes
+            except Exception as exc:  # no compiler, unsupported backend: eager fallback
+                warnings.warn(f"torch.compile of the fused sweep pass failed "
+                              f"({type(exc).__name__}: {exc}); running it eagerly",
+                              RuntimeWarning, stacklevel=2)
+                self.passes = dict(eager)
+        self.engine = "fused-compiled" if self.compiled else "fused-eager"
+        self._top: list[tuple[float, int, tuple]] = []  # the chunks with the largest maxima
+        self._buffers: dict[str, torch.Tensor] = {}
+        self._tick = 0
+
+    def _buffer(self, name: str, n: int, dtype: torch.dtype) -> torch.Tensor:
+        """A chunk-sized buffer of our own, reused from chunk to chunk: a fresh 16 MB tensor
+        per chunk costs its page faults every time (the allocator hands large blocks back to
+        the system), about a tenth of a sweep's time with the checks on."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.dtype != dtype:
+            buf = self._buffers[name] = torch.empty(self.chunk, dtype=dtype, device=self.device)
+        return buf[:n]
+
+    def fused(self, mode: str, *args):
+        try:
+            return self.passes[mode](*args)
+        except Exception as exc:  # a pass compiled lazily failed to compile: run it eagerly
+            if not self.compiled:
+                raise
+            warnings.warn(f"torch.compile of the {mode} pass failed ({type(exc).__name__}); "
+                          "running it eagerly", RuntimeWarning, stacklevel=2)
+            self.passes[mode] = lambda *a: _fused(self.cfg, *a, mode=mode)
+            return self.passes[mode](*args)
+
+    def _warm(self) -> None:
+        z = torch.zeros((), dtype=torch.int64, device=self.device)
+        x = torch.zeros(self.chunk, dtype=torch.float32, device=self.device)
+        self.passes["reduce"](x, x, x, x, z + 1)
+        self.passes["screen"](x, x, x, x)
+
+    def inputs(self, start: int, step: int, n: int, keys: torch.Tensor | None) -> torch.Tensor:
+        """The chunk's inputs, padded to the compiled size by repeating the last one."""
+        if keys is not None:
+            x = _keys_to_x(keys, self.st.s.fmt, self.device)
+        else:
+            # A run lies in one sign half: its bit patterns are an arithmetic progression
+            # (descending for negative values), i.e. one int32 arange.
+            fmt = self.st.s.fmt
+            first = bits_of_key(start, fmt)
+            last = bits_of_key(start + (n - 1) * step, fmt)
+            signed = FloatFormat.signed
+            a, b = signed(first, 32), signed(last, 32)
+            d = step if b >= a else -step
+            x = torch.arange(a, b + d, d, out=self._buffer("bits", n, torch.int32)
+                             ).view(torch.float32)
+        if x.numel() < self.chunk:
+            x = torch.cat([x, x[-1:].expand(self.chunk - x.numel())])
+        return x
+
+    def _args(self, start: int, step: int, n: int, keys: torch.Tensor | None) -> tuple:
+        st, s = self.st, self.st.s
+        x = self.inputs(start, step, n, keys)
+        y = s.call(x, st.params)
+        y_neg = (s.call(torch.neg(x, out=self._buffer("neg", x.numel(), x.dtype)), st.params)
+                 if self.cfg.symmetry is not None else y)
+        y_canon = s.canonical(x, st.params) if self.cfg.canonical else y
+        nvalid = torch.tensor(n, device=self.device)
+        return (x, y, y_neg, y_canon, nvalid)
+
+    def run_chunk(self, start: int, step: int, n: int, keys: torch.Tensor | None) -> torch.Tensor:
+        """Analyse one chunk; returns its inputs (the first n are real)."""
+        args = self._args(start, step, n, keys)
+        if n == self.chunk:  # a full chunk: screen it first, most have nothing to look at
+            m, *packed = self.fused("screen", *args[:4])
+            m = float(m)
+            if m < math.inf:
+                self._account(args, n, m, _unpack_screen(packed, n, self.cfg),
+                              (start, step, n, keys))
+                return args[0]
+        m, counts = self.fused("reduce", *args)
+        counts = counts.tolist()
+        if counts[_C_SPECIAL]:  # NaN, infinities, overflow: apply accuracy.ulp_error's rules
+            m, counts = self.fused("reduce_full", *args)
+            counts = counts.tolist()
+        self._account(args, n, float(m), counts, (start, step, n, keys))
+        return args[0]
+
+    def finish(self) -> None:
+        """Find the worst input of each of the chunks with the largest maxima (their kernels
+        run once more: cheaper than locating the maximum of every chunk)."""
+        st, s = self.st, self.st.s
+        fwd = st.forward
+        for m, _, where in sorted(self._top, reverse=True):
+            args = self._args(*where)
+            _, i = self.fused("argmax", *args)
+            i = int(i)
+            x, y = args[0], args[1]
+            ref = s.reference(x[i:i + 1], st.params)
+            fwd.candidate_worst(m, fwd._describe(x[i:i + 1], y[i:i + 1], ref, np.array([m]),
+                                                 0, None))
+
+    def _account(self, args, n: int, m: float, counts: list[int], where: tuple) -> None:
+        st, s, fmt = self.st, self.st.s, self.st.s.fmt
+        x, y, y_neg, y_canon = args[:4]
+        fwd = st.forward
+        fwd.stats.n += n
+        fwd.stats.not_correctly_rounded += n - counts[_C_LE + 1]  # error - u > 0.5
+        fwd.stats.excused += counts[_C_EXCUSED]
+        cum = np.asarray(counts[_C_LE:_C_LE + len(_LE_EDGES)])
+        if cum[-1] < n:  # errors above 16 ulp (or infinite): every input's bin
+            bins = self.fused("bins", *args)
+            fwd.hist += np.bincount(bins.cpu().numpy(), minlength=N_BINS + 1)[:N_BINS]
+        else:
+            fwd.hist[:len(_LE_EDGES)] += np.diff(cum, prepend=0)
+        if m >= 0:
+            first = int(order_key(int(fmt.bits_of(x[:1].cpu())[0]), fmt))
+            last = int(order_key(int(fmt.bits_of(x[n - 1:n].cpu())[0]), fmt))
+            # for the per-chunk plot: the chunk's middle, its maximum
+            st.chunk_points.append(((first + last) // 2, float(x[n // 2]), m))
+            self._tick += 1
+            item = (m, self._tick, (where[0], where[1], where[2], where[3]))
+            if len(self._top) < N_WORST_CHUNKS:
+                heapq.heappush(self._top, item)
+            elif m > self._top[0][0]:
+                heapq.heapreplace(self._top, item)
+        detail = None
+        if counts[_C_BAD] or counts[_C_MONO] or counts[_C_SYM] or counts[_C_DIFF]:
+            detail = _fused(self.cfg, *args, mode="detail")
+        if counts[_C_BAD]:
+            # The library's own verdict on every flagged input (conventions, reasons).
+            idx = torch.nonzero(detail["bad"]).flatten().cpu()
+            for part in idx.split(EXACT_CHUNK):
+                xs, ys = x[part.to(x.device)], y[part.to(x.device)]
+                cmp, ref, bad, accepted = judge(s, xs, ys, st.params)
+                acc = _PassAcc("tmp", fmt)
+                acc.add_exact(x=xs, y=ys, ref=ref, cmp=cmp, bad=bad, accepted=accepted)
+                fwd.stats.policy_violations += acc.stats.policy_violations
+                fwd.stats.accepted += acc.stats.accepted
+                for e in acc._examples:
+                    fwd.example(e[0], e[2])
+        if st.mono is not None:
+            self._mono(x, y, detail, n, counts)
+        if st.sym is not None:
+            ex = []
+            if counts[_C_SYM]:
+                for j in torch.nonzero(detail["sym"]).flatten()[:MAX_EXAMPLES].tolist():
+                    ex.append({"x": float(x[j]), "bits": _hex_at(x, j, fmt),
+                               "f(x)": float(y[j]), "f(-x)": float(y_neg[j]),
+                               "expected f(-x)": 2 * s.spec.point_symmetry - float(y[j])})
+            st.sym.add(counts[_C_SYMN], counts[_C_SYM], ex)
+        if st.canon is not None:
+            ex = []
+            if counts[_C_DIFF]:
+                for j in torch.nonzero(detail["diff"]).flatten()[:MAX_EXAMPLES].tolist():
+                    ref = float(detail["ref"][j])
+                    u = float(ulp(np.array([ref]), fmt)[0])
+                    ex.append({"x": float(x[j]), "bits": _hex_at(x, j, fmt),
+                               "y": float(y[j]), "canonical": float(y_canon[j]),
+                               "gap_ulp": abs(float(y[j]) - float(y_canon[j])) / u})
+            st.canon.add(n, counts[_C_DIFF], ex)
+
+    def _mono(self, x, y, detail, n, counts) -> None:
+        st, fmt = self.st, self.st.s.fmt
+        ex = []
+        if counts[_C_MONO]:
+            for j in torch.nonzero(detail["mono"]).flatten()[:MAX_EXAMPLES].tolist():
+                ex.append({"x_lo": float(x[j]), "bits_lo": _hex_at(x, j, fmt),
+                           "y_lo": float(y[j]), "x_hi": float(x[j + 1]),
+                           "bits_hi": _hex_at(x, j + 1, fmt),
+                           "y_hi": float(y[j + 1])})
+        # the boundary pair with the previous chunk, and the carry for the next
+        ref_ends = st.s.reference(torch.stack([x[0], x[n - 1]]), st.params)
+        boundary, pairs = None, counts[_C_MONON]
+        if not np.isnan(ref_ends[0]) and st.carry.last is not None:
+            boundary = st.carry.pair(float(x[0]), float(y[0]),
+                                     _hex_at(x, 0, fmt))
+            pairs += 1
+        if boundary is not None:
+            ex.insert(0, boundary)
+        st.mono.add(pairs, counts[_C_MONO] + (boundary is not None), ex)
+        st.carry.last = None if np.isnan(ref_ends[1]) else (
+            float(x[n - 1]), float(y[n - 1]), _hex_at(x, n - 1, fmt))
+
+
+def _validate_fast(engine: _FastEngine, st: _State) -> str | None:
+    """Run the fused pass and the exact engine on the same validation inputs (random bit
+    patterns plus the thresholds' neighbourhoods; once without and once with infinities and
+    NaN, so that both the plain and the full-rules pass are exercised); None if they agree,
+    else what differs."""
+    s, fmt = st.s, st.s.fmt
+    gen = torch.Generator().manual_seed(12345)
+    n = min(engine.chunk, 1 << 16)
+    keys = [torch.randint(0, 1 << 32, (n - 2048,), generator=gen, dtype=torch.int64)]
+    for t in tuple(s.spec.thresholds(fmt)) + (0.0, math.inf, -math.inf):
+        k = _float_to_key(float(t), fmt)
+        keys.append(torch.arange(max(0, k - 64), min(1 << 32, k + 64)))
+    every = torch.unique(torch.cat(keys))
+    finite = every[torch.isfinite(_keys_to_x(every, fmt, "cpu"))]
+    problems = []
+    for keys in (finite, every):
+        problem = _validate_on(engine, st, keys)
+        if problem:
+            problems.append(problem)
+    return "; ".join(problems) or None
+
+
+def _validate_on(engine: _FastEngine, st: _State, keys: torch.Tensor) -> str | None:
+    s, fmt = st.s, st.s.fmt
+    x = engine.inputs(0, 0, keys.numel(), keys)
+    nv = torch.tensor(keys.numel(), device=engine.device)
+    y = s.call(x, st.params)
+    y_neg = s.call(-x, st.params)
+    args = (x, y, y_neg, y, nv)
+    m, counts = engine.fused("reduce", *args)
+    if counts.tolist()[_C_SPECIAL]:
+        m, counts = engine.fused("reduce_full", *args)
+    counts = counts.tolist()
+    bins = engine.fused("bins", *args)
+    xs, ys = x[:keys.numel()], y[:keys.numel()]
+    cmp, ref, bad, accepted = judge(s, xs, ys, st.params)
+    err = np.asarray(cmp.error)
+    counted = ~cmp.excused & np.isfinite(err) & ~np.isnan(s.values(xs))
+    exact_max = float(err[counted].max()) if counted.any() else -1.0
+    pre_accept = int(cmp.bad.sum())
+    # The two references (torch's and numpy's float64) may differ in their last bits: a bin
+    # may differ only for errors within twice the reference's uncertainty of a bin edge.
+    unc = reference_uncertainty(fmt)
+    edges = np.asarray(HIST_EDGES) + unc
+    near_edge = np.min(np.abs(err[:, None] - edges[None, :]), axis=1) <= 2 * unc
+    fused_bins = bins.cpu().numpy()[:keys.numel()].astype(np.int64)
+    exact_bins = histogram_bins(err, fmt)
+    bins_differ = (exact_bins != fused_bins) & ~near_edge
+    cum = np.cumsum(np.bincount(fused_bins, minlength=N_BINS))[:len(_LE_EDGES)]
+    problems = []
+    if not math.isclose(float(m), exact_max, rel_tol=1e-6, abs_tol=1e-9):
+        problems.append(f"max error {float(m)} vs {exact_max}")
+    if abs(counts[_C_BAD] - pre_accept) > int((np.abs(err - cmp.bound) <= 2 * unc).sum()):
+        problems.append(f"violations {counts[_C_BAD]} vs {pre_accept}")
+    if bins_differ.any():
+        i = int(np.flatnonzero(bins_differ)[0])
+        problems.append(f"histogram bins differ at x = {float(xs[i])!r}: {fused_bins[i]} vs "
+                        f"{exact_bins[i]} (error {err[i]!r})")
+    if counts[_C_LE:_C_LE + len(_LE_EDGES)] != cum.tolist():
+        problems.append("cumulative counts differ from the bins")
+    problem = _validate_screen(engine, args[:4])
+    if problem:
+        problems.append(problem)
+    return "; ".join(problems) or None
+
+
+def _validate_screen(engine: _FastEngine, args: tuple) -> str | None:
+    """The screen against the full pass on the same (padded, so all valid) chunk: it must
+    flag whatever the full pass finds, and where it flags nothing give the same maximum and
+    counts."""
+    full = (*args, torch.tensor(engine.chunk, device=engine.device))
+    m, counts = engine.fused("reduce", *full)
+    if counts.tolist()[_C_SPECIAL]:
+        m, counts = engine.fused("reduce_full", *full)
+    counts = counts.tolist()
+    sm, *packed = engine.fused("screen", *args)
+    if float(sm) < math.inf:
+        if any(counts[c] for c in (_C_BAD, _C_EXCUSED, _C_MONO, _C_SYM, _C_DIFF)):
+            return f"the screen flagged nothing where the full pass counts {counts[:_C_LE]}"
+        screened = _unpack_screen(packed, engine.chunk, engine.cfg)
+        if float(sm) != float(m) or screened != counts:
+            return (f"the screen gives max {float(sm)} and counts {screened}, the full pass "
+                    f"{float(m)} and {counts}")
+    return None
