@@ -27,8 +27,10 @@ _RELAXED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter
 
 PROFILES = {
     # 3 examples: this project's default test run covers every entry point on every dtype
-    # within its 2-minute budget; depth comes from `ci`, `report` and `fuzz`.
-    "dev": dict(max_examples=3, deadline=None, suppress_health_check=_RELAXED),
+    # within its 2-minute budget; depth comes from `ci`, `report` and `fuzz`.  No example
+    # database (unless ACTVERIFY_DB names one): writing one per test cost 5% of the default
+    # run, and a failure is kept as a replay file with the command that re-runs it.
+    "dev": dict(max_examples=3, deadline=None, suppress_health_check=_RELAXED, database=None),
     "ci": dict(max_examples=25, deadline=None, derandomize=True, print_blob=True,
                suppress_health_check=_RELAXED),
     "check": dict(max_examples=6, deadline=None, derandomize=True,

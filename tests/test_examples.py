@@ -167,7 +167,9 @@ def device_of(module: ModuleType) -> list[str]:
     return list(module.DEVICES)
 
 
-@pytest.mark.parametrize("activation", ["relu", "step", "leaky_relu", "tanh"])
+# tanh's series kernel is the slowest under the interpreter (7 s): in the slow set.
+@pytest.mark.parametrize("activation", ["relu", "step", "leaky_relu",
+                                        pytest.param("tanh", marks=pytest.mark.slow)])
 def test_triton_elementwise_kernel_conforms_in_float32(triton_kernels, activation):
     report = check(getattr(triton_kernels, activation), activation, ["float32"],
                    devices=device_of(triton_kernels))
@@ -283,6 +285,9 @@ def cpp_extension() -> ModuleType:
     return module
 
 
+# Compiling the extension takes about 30 s on a fresh machine: in the slow set, which .ci/run
+# runs after the default set.
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
 def test_cpp_extension_conforms(cpp_extension, activation):
     report = check(getattr(cpp_extension, activation), activation, ["float32", "float64"])
@@ -292,6 +297,7 @@ def test_cpp_extension_conforms(cpp_extension, activation):
     assert "gradcheck" in {o.property for o in report.outcomes if o.status == "passed"}
 
 
+@pytest.mark.slow
 def test_cpp_extension_sigmoid(cpp_extension):
     """Within the bounds forward and backward (double backward included); only the agreement
     with PyTorch's kernel fails, for reasons in actverify (see agreement_only)."""

@@ -323,6 +323,7 @@ def sigmoid(x):  # a planted bug: NaN for x > 5
 """
 
 
+@pytest.mark.slow  # two fuzz runs against a Redis server (15 s): .ci/run's slow set
 def test_a_failure_fuzzing_found_is_replayed_from_redis_by_a_separate_run(
         redis_url: str, tmp_path: Path, monkeypatch) -> None:
     kernel = tmp_path / "planted.py"
@@ -389,7 +390,9 @@ def test_a_corrupt_entry_in_redis_warns_and_the_run_goes_on(redis_url: str) -> N
     assert b"value" in set(db.fetch(b"fine"))
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+# Under xdist (2 workers) the records must come from the controller alone: a 14 s run, in the
+# slow set (.ci/run runs it after the default set).
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_rounds_repeat_the_tests_in_one_session_with_growing_caps(workers: int,
                                                                   tmp_path: Path) -> None:
     """--actverify-rounds: every selected test once per round, round r capped at 5 x 4^(r-1)

@@ -6,6 +6,7 @@ module layout should not have)."""
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,7 @@ FUZZING = ["actverify.fuzz", "actverify.fuzzing", "actverify.fuzzing.orchestrato
            "actverify.outcomes", "actverify.plugin"]
 
 
+@functools.lru_cache(maxsize=2)  # parsed once per session, not once per parametrized test
 def _graph(*, top_level_only: bool) -> dict[str, set[str]]:
     modules = _modules()
     # A module imports its packages first (actverify.fuzzing for actverify.fuzzing.shard):

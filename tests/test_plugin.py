@@ -109,8 +109,10 @@ def test_a_users_test_module_passes_fails_with_evidence_and_skips(tmp_path: Path
         " dtypes=['float32'], devices=['cpu'])\n")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "test_user.py", "-v", "-rs", "-p", "no:cacheprovider",
-         "-k", "accuracy and not gradient"], cwd=tmp_path, env=_env(), capture_output=True,
-        text=True, timeout=300)
+         "-k", "accuracy and not gradient"], cwd=tmp_path,
+        # The derandomized `ci` profile: 3 random `dev` examples can all miss x > 5 (it was
+        # seen once in a few hundred runs); 25 fixed ones never do.
+        env={**_env(), "ACTVERIFY_PROFILE": "ci"}, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "test_user.py::test_good[accuracy-float32-cpu] PASSED" in out
