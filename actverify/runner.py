@@ -108,7 +108,7 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
         outcome.examples += 1
         outcome.values += case.x.numel()
         try:
-            prop.check(subject, case)
+            prop.test(subject, case)
         except Violation as v:
             v.case = v.case or case
             v.drawn = case  # what the replay file must hold (e.g. x with its upstream g)
@@ -256,7 +256,7 @@ def main_replay(path: str, *, kernel: Callable | None = None, root: str | None =
     case = Case(blob["x"].to(device), blob["params"], blob["layout"],
                 knobs=dict(blob.get("knobs") or {}), **tensors)
     try:
-        prop.check(subject, case)
+        prop.test(subject, case)
     except (Violation, TargetMisbehaved) as v:
         outcome = Outcome(prop.name, target.activation, target.name, subject.fmt.name,
                           subject.device, subject.policy.name, "failed",

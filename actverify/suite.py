@@ -26,7 +26,7 @@ class SuiteCase:
     @property
     def group(self) -> str:
         """The module that states the property: values, identities, softmax, semantics..."""
-        return self.prop.check.__module__.rsplit(".", 1)[-1]
+        return self.prop.test.__module__.rsplit(".", 1)[-1]
 
     @property
     def id(self) -> str:

@@ -834,7 +834,7 @@ def sigmoid_fast_exp_on_accelerator(x: torch.Tensor) -> torch.Tensor:
 from tests.planted_regimes import (relu_grid_y_limit, sigmoid_backward_assumes_contiguous,  # noqa: E402
                                    sigmoid_seam_at_4, tanh_backward_writes_input)
 
-planted("relu", "scale", evidence="rows along dim 0")(relu_grid_y_limit)
+planted("relu", "scale", evidence=("rows along dim 0", "rows along a middle dim"))(relu_grid_y_limit)
 planted("sigmoid", "gradient_layout_invariance",
         evidence="layout changes the gradient")(sigmoid_backward_assumes_contiguous)
 planted("tanh", "backward_leaves_inputs", evidence="modified the input")(

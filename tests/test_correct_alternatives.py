@@ -156,4 +156,4 @@ def test_false_alarm_reproduces(name: str, prop: str, dtype: str, x: list, g: li
     xs = torch.tensor(x, dtype=torch.float64).to(fmt.dtype)
     upstream = None if g is None else torch.tensor(g, dtype=torch.float64).to(fmt.dtype)
     subject = Subject(target_of(alt), fmt, "cpu", policy_of(alt))
-    all_properties()[prop].check(subject, Case(xs, dict(params), upstream=upstream))
+    all_properties()[prop].test(subject, Case(xs, dict(params), upstream=upstream))

@@ -86,15 +86,20 @@ def test_seam_jump_is_caught_by_monotonic(tmp_path) -> None:
 @pytest.mark.parametrize("fn, prop, evidence", [
     (planted_regimes.sigmoid_backward_assumes_contiguous, "gradient_layout_invariance",
      "layout changes the gradient"),
-    (planted_regimes.tanh_backward_writes_input, "backward_leaves_inputs", "modified the input"),
+    # Writing into the saved input also raises where the input is expanded (one memory
+    # location for several elements); which of the two Hypothesis reports first varies.
+    (planted_regimes.tanh_backward_writes_input, "backward_leaves_inputs",
+     ("modified the input", "more than one element of the written-to tensor")),
     (planted_regimes.sigmoid_backward_writes_output, "backward_leaves_inputs",
      "modified the output"),
 ], ids=lambda v: getattr(v, "__name__", None) or str(v))
-def test_planted_backward_bug_is_caught(fn, prop: str, evidence: str, tmp_path) -> None:
+def test_planted_backward_bug_is_caught(fn, prop: str, evidence: str | tuple[str, ...],
+                                        tmp_path) -> None:
     activation = fn.__name__.split("_")[0]
     outcome = run_named(prop, fn, activation, tmp_path=tmp_path)
     assert outcome.status == "failed", outcome.reason or f"{prop} held"
-    assert evidence in outcome.failure.message, format_failure(outcome)
+    fragments = (evidence,) if isinstance(evidence, str) else evidence
+    assert any(f in outcome.failure.message for f in fragments), format_failure(outcome)
     if prop == "gradient_layout_invariance":  # wrong only where the layout is permuted
         assert outcome.failure.layout in ("transposed", "channels_last"), format_failure(outcome)
 
@@ -118,7 +123,7 @@ def test_zeros_convention_passes_forward_and_backward(prop: str) -> None:
     x, g = _masked_rows()
     backward = all_properties()[prop].kind == "backward"
     case = Case(x, {"dim": -1}, upstream=g if backward else None)
-    all_properties()[prop].check(subject, case)  # raises Violation if flagged
+    all_properties()[prop].test(subject, case)  # raises Violation if flagged
 
 
 def test_float64_slopes_reach_the_backward(tmp_path) -> None:

@@ -241,7 +241,7 @@ class Property:
     summary: str
     applies: Applies
     inputs: Callable[[Subject], st.SearchStrategy[Case]]
-    check: Callable[[Subject, Case], None]
+    test: Callable[[Subject, Case], None]  # draw -> call -> assert, on one drawn case
     kind: str = "forward"  # forward | backward
     formats: tuple[str, ...] | None = None  # only these formats (gradcheck: float64)
     off_cpu: bool = False  # only on accelerators (cross-device agreement)
@@ -253,14 +253,14 @@ _PROPERTIES: dict[str, Property] = {}
 def define(name: str, *, summary: str, applies: Applies,
            inputs: Callable[[Subject], st.SearchStrategy[Case]], kind: str = "forward",
            formats: tuple[str, ...] | None = None, off_cpu: bool = False):
-    """Define the property `name`: the decorated function is its check (draw -> call ->
+    """Define the property `name`: the decorated function is its test (draw -> call ->
     assert), `inputs` builds its strategy for a subject, `applies` says for which targets."""
 
-    def register(check: Callable[[Subject, Case], None]) -> Property:
+    def register(test: Callable[[Subject, Case], None]) -> Property:
         if name in _PROPERTIES:
             raise ValueError(f"property {name!r} is defined twice")
         prop = Property(name=name, summary=summary, applies=applies, inputs=inputs,
-                        check=check, kind=kind, formats=formats, off_cpu=off_cpu)
+                        test=test, kind=kind, formats=formats, off_cpu=off_cpu)
         _PROPERTIES[name] = prop
         return prop
 
