@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress
 
 from actverify.accuracy import policy_named
 from actverify.devices import available_devices, resolve_device
@@ -28,6 +27,7 @@ from actverify.errors import UsageError
 from actverify.outputs import writable_file
 from actverify.parallel import check_worker_count
 from actverify.plan import Plan, plan_check, subject_for
+from actverify.progress import progress
 from actverify.profiles import chosen_profile, profile_settings
 from actverify.properties import all_properties
 from actverify.report import Report
@@ -197,11 +197,9 @@ def _run(plan: Plan, runs: list[Run], *, json_file: Path | None, devices_given: 
             report.skip(s.why_not, dtype=s.dtype, device=s.device)
     items = [(s.dtype, s.device, name) for s in plan.subjects for name in s.to_run]
     with report.running(), _outcomes(items, runs) as outcomes, \
-            Progress(console=console, transient=True) as progress:
-        task = progress.add_task("checking", total=plan.size)
+            progress(total=plan.size, label="checking", console=console) as bar:
         for outcome in outcomes:
-            progress.update(task, description=f"{plan.target} {outcome.dtype} "
-                                              f"{outcome.device}")
+            bar.describe(f"{plan.target} {outcome.dtype} {outcome.device}")
             report.add(outcome)
-            progress.advance(task)
+            bar()
     return report

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from actverify.errors import Interrupted
 from actverify.parallel import run_all
 from actverify.plan import plan_work
+from actverify.progress import progress
 from actverify.runner import Outcome, format_failure, run_property
 from actverify.targets import Target
 
@@ -121,13 +121,11 @@ class Report:
         console = console or Console(stderr=True)
         with report.running(), run_all(work, settings=settings, workers=workers,
                                        run=run_property) as outcomes, \
-                Progress(console=console, transient=True) as progress:
-            task = progress.add_task("checking", total=len(work))
+                progress(total=len(work), label="checking", console=console) as bar:
             for outcome in outcomes:
-                progress.update(task, description=f"{outcome.property} {outcome.target} "
-                                                  f"{outcome.dtype}")
+                bar.describe(f"{outcome.property} {outcome.target} {outcome.dtype}")
                 report.add(outcome)
-                progress.advance(task)
+                bar()
         return report
 
     @contextlib.contextmanager

@@ -1,8 +1,7 @@
-"""Entry points: `sweep_elementwise`, `sweep_softmax`, `run_sweep`, and the progress bar."""
+"""Entry points: `sweep_elementwise`, `sweep_softmax`, `run_sweep` (progress: actverify.progress)."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from actverify.accuracy import DEFAULT, Policy, policy_named
 from actverify.devices import resolve_device
 from actverify.dtypes import FloatFormat, float_format
 from actverify.errors import UsageError
+from actverify.progress import progress as progress_display  # `progress` is an argument
 from actverify.properties.base import Subject, TargetMisbehaved
 from actverify.spec import get_spec, registry
 from actverify.targets import Target, builtin_targets
@@ -30,25 +30,6 @@ from actverify.sweep.exact import _backward_applies, _exact_backward, _exact_chu
 from actverify.sweep.fused import _VALIDATED, _FastEngine, _validate_fast
 from actverify.sweep.softmax import (SOFTMAX_PATTERNS, softmax_rows, _softmax_case,
                                      _softmax_specials)
-
-
-def _progress(enabled: bool, total: int, label: str):
-    if not enabled:
-        return contextlib.nullcontext(None)
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                               TextColumn, TimeElapsedColumn, TimeRemainingColumn)
-
-    from rich.progress import ProgressColumn
-    from rich.text import Text
-
-    class _Rate(ProgressColumn):
-        def render(self, task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{(speed or 0) / 1e6:7.1f} M values/s")
-
-    return Progress(TextColumn(label), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
-                    _Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    transient=False)
 
 
 def _format(fmt: FloatFormat | str | torch.dtype) -> FloatFormat:
@@ -141,8 +122,8 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
     show = all_float32 if progress is None else progress
     try:
         with limited_threads(resolve_threads(threads=threads, work="sweep")), \
-                _progress(show, n, f"{target.name} {fmt.name}") as bar:
-            task = bar.add_task("", total=n) if bar is not None else None
+                progress_display(total=n, label=f"{target.name} {fmt.name}", enabled=show,
+                                 unit="values", transient=False) as bar:
             for start, step, count, keys in keyset.chunks(chunk):
                 if fast is not None:
                     x = fast.run_chunk(start, step, count, keys)[:count]
@@ -157,8 +138,7 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
                         st.keep_array("x", s.values(x))
                     _exact_chunk(st, x)
                 st.chunk_index += 1
-                if bar is not None:
-                    bar.update(task, advance=count)
+                bar(count)
             if fast is not None:
                 fast.finish()
     except TargetMisbehaved as exc:
