@@ -156,28 +156,28 @@ def leaky_abs_slope(x: torch.Tensor, negative_slope: float = 0.01) -> torch.Tens
 _LN2 = math.log(2.0)
 
 
-@planted("sigmoid", "limits", evidence="wrong value at infinity")
+@planted("sigmoid", "at_infinity", evidence="wrong value at infinity")
 def sigmoid_range_reduction_inf(x: torch.Tensor) -> torch.Tensor:
     """Wrong limits: exp(-x) by Cody-Waite range reduction, 2^n exp(r) with n = round(-x/ln 2)
     and r = -x - n ln 2, without the special case for infinities: r = inf - inf is NaN, so
-    sigmoid(-inf) and sigmoid(+inf) are NaN instead of 0 and 1.  Caught by `limits`."""
+    sigmoid(-inf) and sigmoid(+inf) are NaN instead of 0 and 1.  Caught by `at_infinity`."""
     z = -_wide(x)
     n = torch.round(z / _LN2)
     e = torch.ldexp(torch.exp(z - n * _LN2), n)
     return (1 / (1 + e)).to(x.dtype)
 
 
-@planted("relu", "limits", evidence="wrong value at infinity")
+@planted("relu", "at_infinity", evidence="wrong value at infinity")
 def relu_mask_multiply(x: torch.Tensor) -> torch.Tensor:
     """Wrong limit at -inf: relu as x * (x > 0) gives -inf * 0 = NaN for x = -inf (relu(-inf)
-    is 0).  Caught by `limits`."""
+    is 0).  Caught by `at_infinity`."""
     return x * (x > 0).to(x.dtype)
 
 
-@planted("leaky_relu", "limits", evidence="wrong value at infinity")
+@planted("leaky_relu", "at_infinity", evidence="wrong value at infinity")
 def leaky_negative_dead(x: torch.Tensor, negative_slope: float = 0.01) -> torch.Tensor:
     """Leaky ReLU's negative side dead: the slope is dropped and the kernel is plain relu, so
-    leaky_relu(-inf) is 0 instead of -inf (or NaN for slope 0).  Caught by `limits`."""
+    leaky_relu(-inf) is 0 instead of -inf (or NaN for slope 0).  Caught by `at_infinity`."""
     return torch.relu(x)
 
 

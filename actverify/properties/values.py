@@ -1,4 +1,5 @@
-"""Properties of the values: accuracy against the reference, range, limits, order, NaN."""
+"""Properties of the values: accuracy against the reference, range, values at infinity, order,
+NaN."""
 
 from __future__ import annotations
 
@@ -65,9 +66,9 @@ def infinities(s: Subject) -> st.SearchStrategy[Case]:
     return draw()
 
 
-@define("limits", summary="f(-inf) and f(+inf) are the activation's limits, exactly",
+@define("at_infinity", summary="f(-inf) and f(+inf) are the activation's limits, exactly",
      applies=lambda t: t.spec.at_infinity is not None, inputs=infinities)
-def limits(s: Subject, case: Case) -> None:
+def at_infinity(s: Subject, case: Case) -> None:
     y = s.call(case.x, case.params)
     lo, hi = s.spec.at_infinity(case.params)
     xv, yv = s.values(case.x), s.values(y)
