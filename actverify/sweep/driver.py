@@ -1,4 +1,4 @@
-"""Entry points: `sweep_elementwise`, `sweep_softmax`, `run_sweep` (progress: actverify.progress)."""
+"""Entry points: `sweep_elementwise`, `sweep_softmax`, `run_sweep`."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
     if wanted - set(CHECKS):
         raise UsageError(f"unknown checks {sorted(wanted - set(CHECKS))}; use {CHECKS}")
     canonical = not _is_canonical(target) and "canonical" in wanted
-    st = _State(
+    state = _State(
         s=s, params=params, backward=bool(grads), seed=seed,
         forward=_PassAcc("forward", fmt), grads=grads,
         mono=_CheckAcc("monotonic") if spec.is_monotone(params) and "monotonic" in wanted
@@ -107,15 +107,15 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
                 spec.bound(fmt).ulps):
             result.notes.append("fused pass not available here; exact engine used")
         else:
-            st.keep = False
-            fast = _FastEngine(st, chunk=FAST_CHUNK, use_compile=use_compile)
+            state.keep = False
+            fast = _FastEngine(state, chunk=FAST_CHUNK, use_compile=use_compile)
             if fast.key not in _VALIDATED or not fast.compiled:
-                _VALIDATED[fast.key] = _validate_fast(fast, st)
+                _VALIDATED[fast.key] = _validate_fast(fast, state)
             problem = _VALIDATED[fast.key]
             if problem:
                 result.notes.append(f"fused pass disagreed with the exact engine on the "
                                     f"validation inputs ({problem}); exact engine used")
-                st.keep = keyset.count <= KEEP_ARRAYS
+                state.keep = keyset.count <= KEEP_ARRAYS
                 fast = None
     result.engine = fast.engine if fast is not None else "exact"
     chunk = FAST_CHUNK if fast is not None else EXACT_CHUNK
@@ -127,47 +127,47 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
             for start, step, count, keys in keyset.chunks(chunk):
                 if fast is not None:
                     x = fast.run_chunk(start, step, count, keys)[:count]
-                    if st.grads:
-                        _exact_backward(st, x)
+                    if state.grads:
+                        _exact_backward(state, x)
                 else:
                     if keys is None:
                         keys = start + step * torch.arange(count, dtype=torch.int64)
                     x = _keys_to_x(keys, fmt, s.device)
-                    if st.keep:
-                        st.keep_array("key", keys.numpy())
-                        st.keep_array("x", s.values(x))
-                    _exact_chunk(st, x)
-                st.chunk_index += 1
+                    if state.keep:
+                        state.keep_array("key", keys.numpy())
+                        state.keep_array("x", s.values(x))
+                    _exact_chunk(state, x)
+                state.chunk_index += 1
                 bar(count)
             if fast is not None:
                 fast.finish()
     except TargetMisbehaved as exc:
         result.error = exc.message
-    result.passes["forward"] = st.forward.finish()
-    for name, acc in st.grads.items():
+    result.passes["forward"] = state.forward.finish()
+    for name, acc in state.grads.items():
         result.passes[name] = acc.finish()
     if why_no_backward is not None and backward:
         result.notes.append(f"backward not checked: {why_no_backward}")
-    result.checks["monotonic"] = st.mono.finish() if st.mono else _not_checked(
+    result.checks["monotonic"] = state.mono.finish() if state.mono else _not_checked(
         "monotonic", f"{spec.name} is not monotone for {params}" if not spec.is_monotone(params)
         else "not requested")
-    result.checks["point_symmetry"] = st.sym.finish() if st.sym else _not_checked(
+    result.checks["point_symmetry"] = state.sym.finish() if state.sym else _not_checked(
         "point_symmetry", f"{spec.name} states no point symmetry"
         if spec.point_symmetry is None else "not requested")
-    result.checks["differs_from_canonical"] = st.canon.finish() if st.canon else _not_checked(
+    result.checks["differs_from_canonical"] = state.canon.finish() if state.canon else _not_checked(
         "differs_from_canonical", "the target is PyTorch's canonical kernel itself"
         if _is_canonical(target) else "not requested", counts_for_ok=False)
-    for name, acc in st.canon_grads.items():
+    for name, acc in state.canon_grads.items():
         result.checks[f"{name} differs_from_canonical"] = acc.finish()
     if result.error is None:
         try:
-            result.specials = _specials(s, params, backward=bool(st.grads))
+            result.specials = _specials(s, params, backward=bool(state.grads))
         except TargetMisbehaved as exc:
             result.error = exc.message
-    if st.keep and st.arrays:
-        result.arrays = {k: np.concatenate(v) for k, v in st.arrays.items()}
-    if st.chunk_points:
-        pts = np.asarray(st.chunk_points, dtype=np.float64)
+    if state.keep and state.arrays:
+        result.arrays = {k: np.concatenate(v) for k, v in state.arrays.items()}
+    if state.chunk_points:
+        pts = np.asarray(state.chunk_points, dtype=np.float64)
         result.arrays.update({"chunk_key": pts[:, 0].astype(np.int64), "chunk_x": pts[:, 1],
                               "chunk_max": pts[:, 2]})
     result.elapsed_s = time.perf_counter() - t0

@@ -36,30 +36,30 @@ def _backward_applies(target: Target, params: dict) -> str | None:
     return None
 
 
-def _exact_forward(st: _State, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    s, params = st.s, st.params
+def _exact_forward(state: _State, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    s, params = state.s, state.params
     y = s.call(x, params)
     cmp, ref, bad, accepted = judge(s, x, y, params)
-    err = st.forward.add_exact(x=x, y=y, ref=ref, cmp=cmp, bad=bad, accepted=accepted)
-    st.keep_array("forward", err)
+    err = state.forward.add_exact(x=x, y=y, ref=ref, cmp=cmp, bad=bad, accepted=accepted)
+    state.keep_array("forward", err)
     yv = s.values(y).reshape(-1)
-    if st.mono is not None:
-        _monotone_chunk(st.mono, st.carry, s.fmt, x, yv, ~np.isnan(ref))
-    if st.sym is not None:
+    if state.mono is not None:
+        _monotone_chunk(state.mono, state.carry, s.fmt, x, yv, ~np.isnan(ref))
+    if state.sym is not None:
         y_neg = s.call(-x, params)
         ref_neg = s.reference(-x, params)
         bad_sym = point_symmetry_bad(s, x, yv, s.values(y_neg), ref, ref_neg, params)
         idx = np.flatnonzero(bad_sym)[:MAX_EXAMPLES]
         xv = s.values(x)
-        st.sym.add(int(np.isfinite(xv).sum()), int(bad_sym.sum()), [
+        state.sym.add(int(np.isfinite(xv).sum()), int(bad_sym.sum()), [
             {"x": float(xv[i]), "bits": _hex_at(x, i, s.fmt),
              "f(x)": float(yv[i]), "f(-x)": float(s.values(y_neg)[i]),
              "expected f(-x)": float(2 * s.spec.point_symmetry - yv[i])} for i in idx])
-    if st.canon is not None:
+    if state.canon is not None:
         c = s.canonical(x, params)
-        st.keep_array("canonical_gap", _bitwise_diff(st.canon, s.fmt, x, y, c, ref))
-    elif st.keep:
-        st.keep_array("canonical_gap", np.zeros(x.numel()))
+        state.keep_array("canonical_gap", _bitwise_diff(state.canon, s.fmt, x, y, c, ref))
+    elif state.keep:
+        state.keep_array("canonical_gap", np.zeros(x.numel()))
     return y, ref, err
 
 
@@ -78,15 +78,16 @@ def _own_figure(stats: PassStats, s, x, g, y, gx, params, judged) -> None:
                             "bound": float(np.broadcast_to(own.bound, err.shape).flat[i])}
 
 
-def _exact_backward(st: _State, x: torch.Tensor) -> None:
-    s, params, fmt = st.s, st.params, st.s.fmt
+def _exact_backward(state: _State, x: torch.Tensor) -> None:
+    s, params, fmt = state.s, state.params, state.s.fmt
     xv = s.values(x)
     judged = ~np.isnan(xv)  # a NaN input has no derivative to compare with
-    for name, acc in st.grads.items():
+    for name, acc in state.grads.items():
         if name.endswith("g=1"):
             g = torch.ones_like(x)
         else:
-            g = _upstream(x.numel(), fmt, s.device, hash((st.seed, st.chunk_index)) & 0xFFFFFFFF)
+            seed = hash((state.seed, state.chunk_index)) & 0xFFFFFFFF
+            g = _upstream(x.numel(), fmt, s.device, seed)
         gx, y = gradient(s, x, g, params, with_output=True)
         cmp, ref, bad, accepted = judge_gradient(s, x, g, gx, params)
         # gradients a convention accepts are out of the own-output figure, as in the property
@@ -94,17 +95,17 @@ def _exact_backward(st: _State, x: torch.Tensor) -> None:
                     judged & ~accepted.reshape(judged.shape))
         err = acc.add_exact(x=x, y=gx, ref=ref, cmp=cmp, bad=bad, accepted=accepted,
                             g=s.values(g), judged=judged)
-        st.keep_array(name, np.where(judged, err, np.nan))
-        canon = st.canon_grads.get(name)
+        state.keep_array(name, np.where(judged, err, np.nan))
+        canon = state.canon_grads.get(name)
         if canon is not None:
             gc = gradient(s, x, g, params, fn=s.spec.canonical.fn, inplace=False)
             _bitwise_diff(canon, fmt, x, gx, gc, ref, extra={"g": s.values(g)})
 
 
-def _exact_chunk(st: _State, x: torch.Tensor) -> None:
-    _exact_forward(st, x)
-    if st.grads:
-        _exact_backward(st, x)
+def _exact_chunk(state: _State, x: torch.Tensor) -> None:
+    _exact_forward(state, x)
+    if state.grads:
+        _exact_backward(state, x)
 
 
 def _specials(s: Subject, params: dict, *, backward: bool) -> list[dict]:

@@ -317,22 +317,22 @@ _VALIDATED: dict[tuple, str | None] = {}  # validation outcome, per configuratio
 class _FastEngine:
     """The fused float32 forward pass, compiled when possible."""
 
-    def __init__(self, st: _State, *, chunk: int, use_compile: bool) -> None:
-        s = st.s
-        self.st, self.chunk, self.device = st, chunk, s.device
-        bound = s.spec.bound(s.fmt).evaluate(np.zeros(1), st.params, s.fmt)
+    def __init__(self, state: _State, *, chunk: int, use_compile: bool) -> None:
+        s = state.s
+        self.state, self.chunk, self.device = state, chunk, s.device
+        bound = s.spec.bound(s.fmt).evaluate(np.zeros(1), state.params, s.fmt)
         bound = 0.5 if s.policy.correct_rounding else float(np.asarray(bound).ravel()[0])
         unc = reference_uncertainty(s.fmt)
         self.cfg = _FusedConfig(
             reference=s.spec.fast_reference, defined=s.spec.defined,
-            params=tuple(sorted(st.params.items())),
+            params=tuple(sorted(state.params.items())),
             precision=s.fmt.precision, emin=s.fmt.emin, emax=s.fmt.emax, tiny=s.fmt.tiny,
             overflow=float(overflow_threshold(s.fmt)), allowed=bound + unc, unc=unc,
             bound=bound, allow_flush=s.policy.allow_flush,
             zero_sign=s.spec.zero_sign == "specified" or s.policy.zero_sign == "always",
-            symmetry=s.spec.point_symmetry if st.sym is not None else None,
-            canonical=st.canon is not None, monotone=st.mono is not None,
-            bounded=_bounded(s.spec, st.params, float(overflow_threshold(s.fmt))))
+            symmetry=s.spec.point_symmetry if state.sym is not None else None,
+            canonical=state.canon is not None, monotone=state.mono is not None,
+            bounded=_bounded(s.spec, state.params, float(overflow_threshold(s.fmt))))
         self.compiled = False
         cfg, device = self.cfg, self.device
         eager = {mode: _own_code(lambda *a, _m=mode: _fused(cfg, *a, mode=_m),
@@ -391,11 +391,11 @@ class _FastEngine:
     def inputs(self, start: int, step: int, n: int, keys: torch.Tensor | None) -> torch.Tensor:
         """The chunk's inputs, padded to the compiled size by repeating the last one."""
         if keys is not None:
-            x = _keys_to_x(keys, self.st.s.fmt, self.device)
+            x = _keys_to_x(keys, self.state.s.fmt, self.device)
         else:
             # A run lies in one sign half: its bit patterns are an arithmetic progression
             # (descending for negative values), i.e. one int32 arange.
-            fmt = self.st.s.fmt
+            fmt = self.state.s.fmt
             first = bits_of_key(start, fmt)
             last = bits_of_key(start + (n - 1) * step, fmt)
             signed = FloatFormat.signed
@@ -408,12 +408,12 @@ class _FastEngine:
         return x
 
     def _args(self, start: int, step: int, n: int, keys: torch.Tensor | None) -> tuple:
-        st, s = self.st, self.st.s
+        state, s = self.state, self.state.s
         x = self.inputs(start, step, n, keys)
-        y = s.call(x, st.params)
-        y_neg = (s.call(torch.neg(x, out=self._buffer("neg", x.numel(), x.dtype)), st.params)
+        y = s.call(x, state.params)
+        y_neg = (s.call(torch.neg(x, out=self._buffer("neg", x.numel(), x.dtype)), state.params)
                  if self.cfg.symmetry is not None else y)
-        y_canon = s.canonical(x, st.params) if self.cfg.canonical else y
+        y_canon = s.canonical(x, state.params) if self.cfg.canonical else y
         nvalid = torch.tensor(n, device=self.device)
         return (x, y, y_neg, y_canon, nvalid)
 
@@ -438,21 +438,21 @@ class _FastEngine:
     def finish(self) -> None:
         """Find the worst input of each of the chunks with the largest maxima (their kernels
         run once more: cheaper than locating the maximum of every chunk)."""
-        st, s = self.st, self.st.s
-        fwd = st.forward
+        state, s = self.state, self.state.s
+        fwd = state.forward
         for m, _, where in sorted(self._top, reverse=True):
             args = self._args(*where)
             _, i = self.fused("argmax", *args)
             i = int(i)
             x, y = args[0], args[1]
-            ref = s.reference(x[i:i + 1], st.params)
+            ref = s.reference(x[i:i + 1], state.params)
             fwd.candidate_worst(m, fwd._describe(x[i:i + 1], y[i:i + 1], ref, np.array([m]),
                                                  0, None))
 
     def _account(self, args, n: int, m: float, counts: list[int], where: tuple) -> None:
-        st, s, fmt = self.st, self.st.s, self.st.s.fmt
+        state, s, fmt = self.state, self.state.s, self.state.s.fmt
         x, y, y_neg, y_canon = args[:4]
-        fwd = st.forward
+        fwd = state.forward
         fwd.stats.n += n
         fwd.stats.not_correctly_rounded += n - counts[_C_LE + 1]  # error - u > 0.5
         fwd.stats.excused += counts[_C_EXCUSED]
@@ -466,7 +466,7 @@ class _FastEngine:
             first = int(order_key(int(fmt.bits_of(x[:1].cpu())[0]), fmt))
             last = int(order_key(int(fmt.bits_of(x[n - 1:n].cpu())[0]), fmt))
             # for the per-chunk plot: the chunk's middle, its maximum
-            st.chunk_points.append(((first + last) // 2, float(x[n // 2]), m))
+            state.chunk_points.append(((first + last) // 2, float(x[n // 2]), m))
             self._tick += 1
             item = (m, self._tick, (where[0], where[1], where[2], where[3]))
             if len(self._top) < N_WORST_CHUNKS:
@@ -481,24 +481,24 @@ class _FastEngine:
             idx = torch.nonzero(detail["bad"]).flatten().cpu()
             for part in idx.split(EXACT_CHUNK):
                 xs, ys = x[part.to(x.device)], y[part.to(x.device)]
-                cmp, ref, bad, accepted = judge(s, xs, ys, st.params)
+                cmp, ref, bad, accepted = judge(s, xs, ys, state.params)
                 acc = _PassAcc("tmp", fmt)
                 acc.add_exact(x=xs, y=ys, ref=ref, cmp=cmp, bad=bad, accepted=accepted)
                 fwd.stats.policy_violations += acc.stats.policy_violations
                 fwd.stats.accepted += acc.stats.accepted
                 for e in acc._examples:
                     fwd.example(e[0], e[2])
-        if st.mono is not None:
+        if state.mono is not None:
             self._mono(x, y, detail, n, counts)
-        if st.sym is not None:
+        if state.sym is not None:
             ex = []
             if counts[_C_SYM]:
                 for j in torch.nonzero(detail["sym"]).flatten()[:MAX_EXAMPLES].tolist():
                     ex.append({"x": float(x[j]), "bits": _hex_at(x, j, fmt),
                                "f(x)": float(y[j]), "f(-x)": float(y_neg[j]),
                                "expected f(-x)": 2 * s.spec.point_symmetry - float(y[j])})
-            st.sym.add(counts[_C_SYMN], counts[_C_SYM], ex)
-        if st.canon is not None:
+            state.sym.add(counts[_C_SYMN], counts[_C_SYM], ex)
+        if state.canon is not None:
             ex = []
             if counts[_C_DIFF]:
                 for j in torch.nonzero(detail["diff"]).flatten()[:MAX_EXAMPLES].tolist():
@@ -507,10 +507,10 @@ class _FastEngine:
                     ex.append({"x": float(x[j]), "bits": _hex_at(x, j, fmt),
                                "y": float(y[j]), "canonical": float(y_canon[j]),
                                "gap_ulp": abs(float(y[j]) - float(y_canon[j])) / u})
-            st.canon.add(n, counts[_C_DIFF], ex)
+            state.canon.add(n, counts[_C_DIFF], ex)
 
     def _mono(self, x, y, detail, n, counts) -> None:
-        st, fmt = self.st, self.st.s.fmt
+        state, fmt = self.state, self.state.s.fmt
         ex = []
         if counts[_C_MONO]:
             for j in torch.nonzero(detail["mono"]).flatten()[:MAX_EXAMPLES].tolist():
@@ -519,25 +519,25 @@ class _FastEngine:
                            "bits_hi": _hex_at(x, j + 1, fmt),
                            "y_hi": float(y[j + 1])})
         # the boundary pair with the previous chunk, and the carry for the next
-        ref_ends = st.s.reference(torch.stack([x[0], x[n - 1]]), st.params)
+        ref_ends = state.s.reference(torch.stack([x[0], x[n - 1]]), state.params)
         boundary, pairs = None, counts[_C_MONON]
-        if not np.isnan(ref_ends[0]) and st.carry.last is not None:
-            boundary = st.carry.pair(float(x[0]), float(y[0]),
+        if not np.isnan(ref_ends[0]) and state.carry.last is not None:
+            boundary = state.carry.pair(float(x[0]), float(y[0]),
                                      _hex_at(x, 0, fmt))
             pairs += 1
         if boundary is not None:
             ex.insert(0, boundary)
-        st.mono.add(pairs, counts[_C_MONO] + (boundary is not None), ex)
-        st.carry.last = None if np.isnan(ref_ends[1]) else (
+        state.mono.add(pairs, counts[_C_MONO] + (boundary is not None), ex)
+        state.carry.last = None if np.isnan(ref_ends[1]) else (
             float(x[n - 1]), float(y[n - 1]), _hex_at(x, n - 1, fmt))
 
 
-def _validate_fast(engine: _FastEngine, st: _State) -> str | None:
+def _validate_fast(engine: _FastEngine, state: _State) -> str | None:
     """Run the fused pass and the exact engine on the same validation inputs (random bit
     patterns plus the thresholds' neighbourhoods; once without and once with infinities and
     NaN, so that both the plain and the full-rules pass are exercised); None if they agree,
     else what differs."""
-    s, fmt = st.s, st.s.fmt
+    s, fmt = state.s, state.s.fmt
     gen = torch.Generator().manual_seed(12345)
     n = min(engine.chunk, 1 << 16)
     keys = [torch.randint(0, 1 << 32, (n - 2048,), generator=gen, dtype=torch.int64)]
@@ -548,18 +548,18 @@ def _validate_fast(engine: _FastEngine, st: _State) -> str | None:
     finite = every[torch.isfinite(_keys_to_x(every, fmt, "cpu"))]
     problems = []
     for keys in (finite, every):
-        problem = _validate_on(engine, st, keys)
+        problem = _validate_on(engine, state, keys)
         if problem:
             problems.append(problem)
     return "; ".join(problems) or None
 
 
-def _validate_on(engine: _FastEngine, st: _State, keys: torch.Tensor) -> str | None:
-    s, fmt = st.s, st.s.fmt
+def _validate_on(engine: _FastEngine, state: _State, keys: torch.Tensor) -> str | None:
+    s, fmt = state.s, state.s.fmt
     x = engine.inputs(0, 0, keys.numel(), keys)
     nv = torch.tensor(keys.numel(), device=engine.device)
-    y = s.call(x, st.params)
-    y_neg = s.call(-x, st.params)
+    y = s.call(x, state.params)
+    y_neg = s.call(-x, state.params)
     args = (x, y, y_neg, y, nv)
     m, counts = engine.fused("reduce", *args)
     if counts.tolist()[_C_SPECIAL]:
@@ -567,7 +567,7 @@ def _validate_on(engine: _FastEngine, st: _State, keys: torch.Tensor) -> str | N
     counts = counts.tolist()
     bins = engine.fused("bins", *args)
     xs, ys = x[:keys.numel()], y[:keys.numel()]
-    cmp, ref, bad, accepted = judge(s, xs, ys, st.params)
+    cmp, ref, bad, accepted = judge(s, xs, ys, state.params)
     err = np.asarray(cmp.error)
     counted = ~cmp.excused & np.isfinite(err) & ~np.isnan(s.values(xs))
     exact_max = float(err[counted].max()) if counted.any() else -1.0
