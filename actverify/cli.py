@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="every input of a 16-bit format (and float32 subsets "
                            "or all 2^32) against the reference, with a report")
     sweep.add_argument("target", nargs="?", help="a kernel as for check; omit with --builtin")
-    sweep.add_argument("--activation", metavar="NAME", help="the activation TARGET implements")
+    sweep.add_argument("--activation", metavar="NAME", help="the activation TARGET implements "
+                       "(with --builtin: sweep only this activation's PyTorch kernel)")
     sweep.add_argument("--builtin", action="store_true", help="sweep PyTorch's own kernels")
     sweep.add_argument("--dtype", action="append", default=[], metavar="D",
                        help="float16, bfloat16 (default both) or float32")
@@ -193,7 +194,7 @@ def _require_plots() -> None:
 def _run_sweep(args: argparse.Namespace) -> int:
     from actverify.devices import resolve_device
     from actverify.dtypes import float_format
-    from actverify.spec import registry
+    from actverify.spec import get_spec, registry
     from actverify.accuracy import policy_named
     from actverify.sweep import parse_bit_range, run_sweep
     from actverify.targets import builtin_targets, resolve_target
@@ -202,8 +203,11 @@ def _run_sweep(args: argparse.Namespace) -> int:
         raise UsageError("sweep needs either TARGET --activation NAME or --builtin")
     if args.out:
         _require_plots()
-    targets = ([builtin_targets(spec)[0] for spec in registry().values()] if args.builtin
-               else [resolve_target(args.target, args.activation)])
+    if args.builtin:  # --activation narrows the builtins to one activation's canonical form
+        specs = [get_spec(args.activation)] if args.activation else list(registry().values())
+        targets = [builtin_targets(spec)[0] for spec in specs]
+    else:
+        targets = [resolve_target(args.target, args.activation)]
     dtypes = [float_format(d).name for d in args.dtype] or ["float16", "bfloat16"]
     if args.out:
         from actverify.outputs import writable_dir

@@ -156,3 +156,9 @@ def test_report_writes_the_json_report_after_every_outcome(
     assert len(seen) == len(data["outcomes"]) > 1
     assert seen == list(range(len(seen)))
     assert not path.with_suffix(".json.tmp").exists()  # each write replaced the file whole
+
+
+def test_sweep_builtin_activation_sweeps_that_activation_only(capsys) -> None:
+    assert main(["sweep", "--builtin", "--activation", "relu", "--dtype", "bfloat16"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "[" in line]
+    assert lines and all(line.startswith("F.relu [relu] bfloat16") for line in lines), lines
