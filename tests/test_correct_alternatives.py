@@ -43,7 +43,7 @@ _FLUSH = ("compares with F.sigmoid without the default policy's flush allowance:
           "subnormal differs from F.sigmoid by about 2e6 ulps")
 
 _SUBNORMAL_SAVED = ("uses a gradient tolerance whose forward allowance "
-                    "(derivatives.forward_allowance) is |y_true| where the true output is "
+                    "(judgement.forward_allowance) is |y_true| where the true output is "
                     "subnormal, not the larger of |y_true| and the ulp bound; PyTorch's float16 "
                     "softmax along a non-last dim saves y = 1 subnormal quantum where the true "
                     "y is 0.43 of one, so PyTorch's own gradient (F.softmax, "

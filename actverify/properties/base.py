@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from actverify.accuracy import Policy, reference_dtype, to_reference
 from actverify.devices import is_stand_in
 from actverify.dtypes import FloatFormat
-from actverify.judgement import allowance
 from actverify.spec import ActivationSpec
 from actverify.strategies import Case
 from actverify.targets import Target
@@ -186,11 +185,6 @@ class Subject:
         """The true function at x, in the reference precision for this format."""
         return np.asarray(self.spec.reference(to_reference(x, self.fmt), **(params or {})),
                           dtype=reference_dtype(self.fmt))
-
-    def allowance(self, x: torch.Tensor, y_true: np.ndarray, params: dict | None = None
-                  ) -> np.ndarray:
-        """How far this subject's result at x may be from the true value y_true, absolutely."""
-        return allowance(self.spec, self.fmt, self.policy, self.values(x), y_true, params or {})
 
     def bound(self, x: torch.Tensor, params: dict | None = None) -> np.ndarray:
         """Allowed ulps per element under this subject's policy."""
