@@ -162,6 +162,13 @@ def test_the_compiled_fused_pass_matches_the_exact_engine(monkeypatch, request):
     assert (fast.passes["forward"].not_correctly_rounded
             == exact.passes["forward"].not_correctly_rounded)
     assert fast.ok and exact.ok
+    # the compiled pair screen of mirrored chunks, with bugs around the pairs
+    target = target_from_callable(sigmoid_planted_around_the_pairs, "sigmoid", name="pairs")
+    kw = dict(fmt="float32", backward=False, bit_range=(0, 1 << 32), stride=1 << 12)
+    paired = sweep_elementwise(target, engine="fast", use_compile=True, **kw)
+    exact = sweep_elementwise(target, engine="exact", **kw)
+    assert paired.engine == "fused-compiled" and not paired.notes
+    assert _figures(paired) == _figures(exact)
 
 
 def test_a_planted_softmax_bug_is_found_with_its_row():
