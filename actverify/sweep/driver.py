@@ -127,15 +127,14 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
         with limited_threads(resolve_threads(threads=threads, work="sweep")), \
                 progress_display(total=n, label=f"{target.name} {fmt.name}", enabled=show,
                                  unit="values", transient=False) as bar:
-            for neg, pos in (keyset.mirror_chunks(chunk) if fast is not None and fast.paired
-                             else ()):
+            paired = fast is not None and fast.paired
+            for neg, pos in (keyset.mirror_chunks(chunk) if paired else ()):
                 x = fast.run_pair(neg, pos)
                 if state.grads:
                     _exact_backward(state, x)
                 state.chunk_index += 1
                 bar(2 * pos[2])
-            for start, step, count, keys in (keyset.chunks(chunk) if fast is None
-                                             or not fast.paired else ()):
+            for start, step, count, keys in (() if paired else keyset.chunks(chunk)):
                 if fast is not None:
                     x = fast.run_chunk(start, step, count, keys)[:count]
                     if state.grads:

@@ -545,41 +545,41 @@ class _FastEngine:
         y2 = s.call(x2, state.params)
         c2 = s.canonical(x2, state.params) if cfg.canonical else y2
         xp, xn, yp, yn, cp, cn = x2[:n], x2[n:], y2[:n], y2[n:], c2[:n], c2[n:]
-        carry = state.carry
         first_pair = self._pairs == 0  # its halves meet at zero: the seam pair
         self._pairs += 1
+        Half = Callable[[End | None, End | None], tuple[End | None, End | None]]
+        screened = False
         if n == self.chunk:
             m, m_neg, *packed = self.fused("pair", xp, yp, yn, cp, cn)
             m, m_neg = float(m), float(m_neg)
-            if max(m, m_neg) < math.inf:
-                counts = _unpack_screen(packed, n, cfg, halves=2)
-                self._tally(2 * n, counts)
-                self._locate(xn, n, m_neg, (*neg, None), descending=True)
-                self._locate(xp, n, m, (*pos, None))
-                # the within-chunk counts of both halves, then each half's boundaries
-                ends_neg = self._ends(xn, yn, n - 1, 0)
-                self._checks((xp, yp, yn, cp), 2 * n, counts, None, ends=ends_neg,
-                             below=None, above=carry.upper)
-                carry.upper = ends_neg[0]
-                if first_pair:
-                    carry.last = ends_neg[1]
-                ends = self._ends(xp, yp, 0, n - 1)
-                self._checks(None, 0, None, None, ends=ends, below=carry.last, above=None)
-                carry.last = ends[1]
-                return x2
-
-        def half(x: torch.Tensor, y: torch.Tensor, y_neg: torch.Tensor, c: torch.Tensor
-                 ) -> tuple:
-            return (*(self._pad(t) for t in (x, y, y_neg, c)),
-                    torch.tensor(n, device=self.device))
-
-        ends_neg = self._full(half(xn.flip(0), yn.flip(0), yp.flip(0), cn.flip(0)), n,
-                              (*neg, None), below=None, above=carry.upper)
+            screened = max(m, m_neg) < math.inf
+        if screened:
+            counts = _unpack_screen(packed, n, cfg, halves=2)
+            self._tally(2 * n, counts)
+            self._locate(xn, n, m_neg, (*neg, None), descending=True)
+            self._locate(xp, n, m, (*pos, None))
+            # the within-chunk counts of both halves go with the negative half; then each
+            # half's pairs across its boundaries
+            neg_half: Half = lambda below, above: self._checks(
+                (xp, yp, yn, cp), 2 * n, counts, None, ends=self._ends(xn, yn, n - 1, 0),
+                below=below, above=above)
+            pos_half: Half = lambda below, above: self._checks(
+                None, 0, None, None, ends=self._ends(xp, yp, 0, n - 1), below=below,
+                above=above)
+        else:
+            nvalid = torch.tensor(n, device=self.device)
+            neg_half = lambda below, above: self._full(
+                (*(self._pad(t.flip(0)) for t in (xn, yn, yp, cn)), nvalid), n, (*neg, None),
+                below=below, above=above)
+            pos_half = lambda below, above: self._full(
+                (*(self._pad(t) for t in (xp, yp, yn, cp)), nvalid), n, (*pos, None),
+                below=below, above=above)
+        carry = state.carry
+        ends_neg = neg_half(None, carry.upper)  # the negative halves come descending
         carry.upper = ends_neg[0]
         if first_pair:
             carry.last = ends_neg[1]
-        ends = self._full(half(xp, yp, yn, cp), n, (*pos, None), below=carry.last, above=None)
-        carry.last = ends[1]
+        carry.last = pos_half(carry.last, None)[1]
         return x2
 
     def _pad(self, t: torch.Tensor) -> torch.Tensor:
