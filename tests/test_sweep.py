@@ -162,6 +162,13 @@ def test_the_compiled_fused_pass_matches_the_exact_engine(monkeypatch, request):
     assert (fast.passes["forward"].not_correctly_rounded
             == exact.passes["forward"].not_correctly_rounded)
     assert fast.ok and exact.ok
+    # the compiled pair screen of mirrored chunks, with bugs around the pairs
+    target = target_from_callable(sigmoid_planted_around_the_pairs, "sigmoid", name="pairs")
+    kw = dict(fmt="float32", backward=False, bit_range=(0, 1 << 32), stride=1 << 12)
+    paired = sweep_elementwise(target, engine="fast", use_compile=True, **kw)
+    exact = sweep_elementwise(target, engine="exact", **kw)
+    assert paired.engine == "fused-compiled" and not paired.notes
+    assert _figures(paired) == _figures(exact)
 
 
 def test_a_planted_softmax_bug_is_found_with_its_row():
@@ -431,3 +438,102 @@ def test_sixteen_bit_sweeps_cover_every_mode_a_parameter_names():
         ("leaky_relu", {"negative_slope": 0.01})]
     assert all(r.ok for r in found), [r.summary() for r in found]
     assert "[gelu approximate=tanh]" in found[1].summary()
+
+
+# ------------------------------------------------------------------------------ mirrored pairs
+
+MINUS_THREE, TWO, FAR, MINUS_FAR = 0xC0400000, 0x40000000, 0x50000000, 0xD0000000
+INSIDE, MINUS_INSIDE = 0x50800000, 0xE0800000  # inside the positive / negative half of a pair
+
+
+def sigmoid_planted_around_the_pairs(x: torch.Tensor) -> torch.Tensor:
+    """torch.sigmoid with bugs where a mirrored sweep (every 2^12-th float32 pattern, halves
+    of 2^16 inputs) pairs its chunks: a wrong value on the negative half only (-3.0), one at
+    the first input of a positive half (2.0, its mirror -2.0 the last of its negative half),
+    f(-0) one ulp above f(+0) (only the pair across the seam at zero sees it), and two steps
+    down across the boundaries between pairs within the bound, one on each side (1 - 2^-24
+    at 2^33 after 1.0 below it, 2^-149 at -2^33 above 0.0 next to it), and two more inside
+    the halves of two other pairs, one on each side, which only the pair screen's
+    monotonicity test over that half can flag."""
+    y = torch.sigmoid(x)
+    bits = _bits(x, F32)
+    y = torch.where((bits == MINUS_THREE) | (bits == TWO), torch.full_like(y, 0.5), y)
+    y = torch.where(bits == 0x80000000, torch.full_like(y, 0.5 + 2.0**-24), y)
+    y = torch.where((bits == FAR) | (bits == INSIDE), torch.full_like(y, 1 - 2.0**-24), y)
+    return torch.where((bits == MINUS_FAR) | (bits == MINUS_INSIDE),
+                       torch.full_like(y, 2.0**-149), y)
+
+
+def _figures(r) -> dict:
+    """Every figure of a sweep that the engines must agree on exactly."""
+    fwd = r.passes["forward"]
+    return {"n": fwd.n, "violations": fwd.policy_violations, "excused": fwd.excused,
+            "examples": sorted(e["bits"] for e in fwd.examples), "max_at": fwd.max_at["bits"],
+            # the engines describe a difference from the canonical kernel with other fields
+            "checks": {name: (c.n, c.violations, c.examples if c.counts_for_ok
+                              else [e["bits"] for e in c.examples])
+                       for name, c in r.checks.items()}}
+
+
+def test_mirrored_pairs_agree_with_the_unpaired_pass_and_the_exact_engine(monkeypatch):
+    """A whole-space sweep with the symmetry check visits pairs of mirrored chunks (one kernel
+    call for x and -x): it finds the bugs planted on the negative half only, at a chunk's
+    first input, at the seam at zero and across the boundaries between pairs on both sides,
+    with the same counts, maxima and examples as the fused pass over chunks in value order
+    and as the exact engine; and the kernel sees every swept input exactly once."""
+    calls: list[torch.Tensor] = []
+
+    def kernel(x):
+        calls.append(_bits(x, F32).clone())
+        return sigmoid_planted_around_the_pairs(x)
+
+    target = target_from_callable(kernel, "sigmoid", name="planted_pairs")
+    monkeypatch.setattr(driver, "FAST_CHUNK", 1 << 16)
+    # without the bitwise comparison with torch.sigmoid, which would flag every planted value
+    # by itself: the screens' own tests have to find them
+    kw = dict(fmt="float32", backward=False, bit_range=(0, 1 << 32), stride=1 << 12,
+              checks=("monotonic", "point_symmetry"))
+    with monkeypatch.context() as mp:
+        mp.setattr(driver, "_validate_fast", lambda engine, state: None)  # calls of its own
+        paired = sweep_elementwise(target, engine="fast", use_compile=False, **kw)
+    pair_calls = [c for c in calls if c.numel() == 1 << 17]
+    assert len(pair_calls) == 8  # 2^19 non-negative inputs in halves of 2^16
+    swept = torch.sort(torch.cat(pair_calls).to(torch.int64) & 0xFFFFFFFF).values
+    assert torch.equal(swept, torch.arange(0, 1 << 32, 1 << 12))  # each exactly once
+    with monkeypatch.context() as mp:
+        mp.setattr(plan._KeySet, "mirrored", lambda self: False)
+        unpaired = sweep_elementwise(target, engine="fast", use_compile=False, **kw)
+    exact = sweep_elementwise(target, engine="exact", **kw)
+    assert paired.engine == unpaired.engine == "fused-eager" and not paired.notes
+    fig = _figures(paired)
+    assert fig["violations"] == 2 and fig["examples"] == ["0x40000000", "0xc0400000"]
+    mono, sym = fig["checks"]["monotonic"], fig["checks"]["point_symmetry"]
+    assert mono[1] == 7 and sym[1] == 4
+    assert {(e["bits_lo"], e["bits_hi"]) for e in mono[2]} == {
+        ("0xc0400000", "0xc03ff000"), ("0x3ffff000", "0x40000000"), ("0x80000000", "0x00000000"),
+        ("0x4ffff000", "0x50000000"), ("0xd0000000", "0xcffff000"),
+        ("0x507ff000", "0x50800000"), ("0xe0800000", "0xe07ff000")}
+    assert {e["bits"] for e in sym[2]} == {"0xc0400000", "0x40400000", "0x40000000",
+                                           "0xc0000000"}
+    assert fig == _figures(unpaired) == _figures(exact)
+    a, b = paired.passes["forward"], unpaired.passes["forward"]
+    assert (a.max_ulp, a.histogram, a.not_correctly_rounded, a.worst) == (
+        b.max_ulp, b.histogram, b.not_correctly_rounded, b.worst)
+    assert np.array_equal(paired.arrays["chunk_max"], unpaired.arrays["chunk_max"])
+
+
+def test_mirrored_pairs_are_only_for_mirrored_input_sets():
+    """Pairs need -x swept with x: the whole space with a stride dividing 2^31, not a range
+    on one side, a range across zero that is not symmetric, or the CI subset."""
+    assert plan_inputs(F32, all_float32=True).mirrored()
+    assert plan_inputs(F32, bit_range=(0, 1 << 32), stride=1 << 12).mirrored()
+    assert plan_inputs(F16).mirrored()
+    assert not plan_inputs(F32, bit_range=(0, 1 << 32), stride=3).mirrored()
+    assert not plan_inputs(F32, bit_range=(0, 0x80000001)).mirrored()
+    assert not plan_inputs(F32, bit_range=(0x3F000000, 0x40000000)).mirrored()
+    assert not plan_inputs(F32, spec=registry()["sigmoid"]).mirrored()
+    pairs = list(plan_inputs(F16).mirror_chunks(1 << 14))
+    assert [(neg[2], pos[2]) for neg, pos in pairs] == [(1 << 14, 1 << 14)] * 2
+    (neg, pos), _ = pairs
+    assert bits_of_key(neg[0] + (neg[2] - 1) * neg[1], F16) == 0x8000  # -0 meets +0
+    assert bits_of_key(pos[0], F16) == 0

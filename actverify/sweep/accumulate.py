@@ -122,10 +122,26 @@ class _PassAcc:
 class _CheckAcc:
     def __init__(self, name: str, *, counts_for_ok: bool = True) -> None:
         self.stats = CheckStats(name, counts_for_ok=counts_for_ok)
+        self._keyed: list[tuple[int, int, dict]] = []  # max-heap (negated keys) of examples
+        self._tick = 0
 
-    def add(self, n: int, violations: int, examples: Iterable[dict] = ()) -> None:
+    def add(self, n: int, violations: int, examples: Iterable[dict] = (),
+            key: Callable[[dict], int] | None = None) -> None:
+        """Count n checked items and their violations.  Without `key`, examples are kept in
+        the order they come (the caller visits inputs in value order); with it, the
+        MAX_EXAMPLES examples of smallest key are kept, in key order, so that an engine
+        visiting the inputs in another order keeps the same examples."""
         self.stats.n += int(n)
         self.stats.violations += int(violations)
+        if key is not None:
+            for e in examples:
+                self._tick += 1
+                entry = (-key(e), self._tick, e)
+                if len(self._keyed) < MAX_EXAMPLES:
+                    heapq.heappush(self._keyed, entry)
+                elif entry[0] > self._keyed[0][0]:
+                    heapq.heapreplace(self._keyed, entry)
+            return
         room = MAX_EXAMPLES - len(self.stats.examples)
         if room > 0:
             for e in examples:
@@ -135,24 +151,37 @@ class _CheckAcc:
                     break
 
     def finish(self) -> CheckStats:
+        if self._keyed:
+            self.stats.examples = [e for _, _, e in sorted(self._keyed, reverse=True)]
+            self._keyed = []
         return self.stats
 
 
 def _not_checked(name: str, why: str, *, counts_for_ok: bool = True) -> CheckStats:
     return CheckStats(name, checked=False, why_not=why, counts_for_ok=counts_for_ok)
 
+End = tuple[float, float, str]  # an input at a chunk's end: (x, y, bits)
+
+
+def mono_pair(lo: End, hi: End) -> dict | None:
+    """The example of a decreasing pair of adjacent inputs lo < hi, None if in order."""
+    if hi[1] >= lo[1]:
+        return None
+    return {"x_lo": lo[0], "bits_lo": lo[2], "y_lo": lo[1],
+            "x_hi": hi[0], "bits_hi": hi[2], "y_hi": hi[1]}
+
+
 class _MonoCarry:
-    """Monotonicity across chunks: the last defined input of the previous chunk."""
+    """Monotonicity across chunks: the last defined input of the previous chunk (chunks
+    visited in ascending value order), and for chunks visited in descending order (the
+    negative halves of mirrored pairs) the first input of the previous one."""
 
     def __init__(self) -> None:
-        self.last: tuple[float, float, str] | None = None  # (x, y, bits)
+        self.last: End | None = None
+        self.upper: End | None = None
 
     def pair(self, x: float, y: float, bits: str) -> dict | None:
-        bad = None
-        if self.last is not None and not (y >= self.last[1]):
-            bad = {"x_lo": self.last[0], "bits_lo": self.last[2], "y_lo": self.last[1],
-                   "x_hi": x, "bits_hi": bits, "y_hi": y}
-        return bad
+        return None if self.last is None else mono_pair(self.last, (x, y, bits))
 
 
 

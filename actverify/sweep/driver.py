@@ -108,7 +108,10 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
             result.notes.append("fused pass not available here; exact engine used")
         else:
             state.keep = False
-            fast = _FastEngine(state, chunk=FAST_CHUNK, use_compile=use_compile)
+            # a mirrored input set with the symmetry check: pairs of chunks, one kernel call
+            # for x and -x (each input's f(-x) is another input's f(x))
+            fast = _FastEngine(state, chunk=FAST_CHUNK, use_compile=use_compile,
+                               paired=keyset.mirrored())
             if fast.key not in _VALIDATED or not fast.compiled:
                 _VALIDATED[fast.key] = _validate_fast(fast, state)
             problem = _VALIDATED[fast.key]
@@ -124,7 +127,14 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
         with limited_threads(resolve_threads(threads=threads, work="sweep")), \
                 progress_display(total=n, label=f"{target.name} {fmt.name}", enabled=show,
                                  unit="values", transient=False) as bar:
-            for start, step, count, keys in keyset.chunks(chunk):
+            paired = fast is not None and fast.paired
+            for neg, pos in (keyset.mirror_chunks(chunk) if paired else ()):
+                x = fast.run_pair(neg, pos)
+                if state.grads:
+                    _exact_backward(state, x)
+                state.chunk_index += 1
+                bar(2 * pos[2])
+            for start, step, count, keys in (() if paired else keyset.chunks(chunk)):
                 if fast is not None:
                     x = fast.run_chunk(start, step, count, keys)[:count]
                     if state.grads:
@@ -167,7 +177,7 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
     if state.keep and state.arrays:
         result.arrays = {k: np.concatenate(v) for k, v in state.arrays.items()}
     if state.chunk_points:
-        pts = np.asarray(state.chunk_points, dtype=np.float64)
+        pts = np.asarray(sorted(state.chunk_points), dtype=np.float64)  # in value order
         result.arrays.update({"chunk_key": pts[:, 0].astype(np.int64), "chunk_x": pts[:, 1],
                               "chunk_max": pts[:, 2]})
     result.elapsed_s = time.perf_counter() - t0

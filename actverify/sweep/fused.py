@@ -20,7 +20,7 @@ from actverify.spec import ActivationSpec, FastReference
 from actverify.sweep.histogram import HIST_EDGES, N_BINS, histogram_bins
 from actverify.sweep.plan import (MAX_EXAMPLES, N_WORST_CHUNKS, EXACT_CHUNK, order_key,
                                   bits_of_key, _hex_at, _float_to_key, _keys_to_x)
-from actverify.sweep.accumulate import _PassAcc, _State
+from actverify.sweep.accumulate import End, _PassAcc, _State, mono_pair
 from actverify.judgement import judge
 
 
@@ -209,6 +209,74 @@ def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Ten
     return errm.max(), counts
 
 
+def _screen_half(cfg: _FusedConfig, y: torch.Tensor, r: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One output against its float64 reference, as the screen sees it: (y as float64, the
+    plain |y - r| / ulp(r), what needs looking at)."""
+    yd = y.double()
+    err = (yd - r).abs() * _inv_ulp(r, cfg)
+    fine = err <= cfg.allowed
+    if not cfg.bounded:
+        fine = fine & (r.abs() < cfg.overflow)
+    look = ~fine
+    if cfg.zero_sign:
+        look = look | ((yd == 0) & (r == 0) & (_negative(yd) != _negative(r)))
+    return yd, err, look
+
+
+def _symmetry_miss(cfg: _FusedConfig, xd: torch.Tensor, yd: torch.Tensor, ynd: torch.Tensor,
+                   r: torch.Tensor, rn: torch.Tensor) -> torch.Tensor:
+    """Where f(-x) = 2c - f(x) may fail.  A sufficient form of the full pass's test, without
+    the float64 -> int64 bit casts that inductor does not vectorize: below the overflow
+    threshold ulp(v) > |v| 2^-p, so an input that passes here passes the bound
+    (ulp(r) + ulp(rn)); a miss is only a flag, and the full pass decides."""
+    tol = cfg.bound * 2.0 ** -cfg.precision * (r.abs() + rn.abs())
+    miss = ~((ynd - (2 * cfg.symmetry - yd)).abs() <= tol)
+    if cfg.zero_sign and cfg.symmetry == 0:
+        miss = miss | ((xd == 0) & (_negative(yd) == _negative(ynd)))
+    return miss
+
+
+def _differs(y: torch.Tensor, y_canon: torch.Tensor) -> torch.Tensor:
+    """Bitwise different from the canonical kernel (any NaN equals any NaN)."""
+    return (y.view(torch.int32) != y_canon.view(torch.int32)) & ~(_nan(y) & _nan(y_canon))
+
+
+def _counted(cfg: _FusedConfig, yd: torch.Tensor, r: torch.Tensor,
+             err: torch.Tensor) -> torch.Tensor:
+    """The screen's errors that enter the maximum: a flushed subnormal (a zero result for a
+    reference below the smallest normal) is not "the worst input" (as in the full pass).
+    Only unflagged chunks use this maximum, and there every error is within the allowance:
+    a zero result for a reference of at least the smallest normal is 2^(p-1) ulps or more
+    off, so with an allowance below that a zero result alone says "flushed" (the test of
+    the reference cost a third of the pair screen's time)."""
+    if not cfg.allow_flush:
+        return err
+    flushed = yd == 0
+    if not cfg.allowed < 2.0 ** (cfg.precision - 1):
+        flushed = flushed & (r.abs() < cfg.tiny)
+    return torch.where(flushed, -1.0, err)
+
+
+def _packed_counts(cfg: _FusedConfig, errs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    """error - u against the histogram edges below the bound (an unflagged chunk has nothing
+    above it), two counts per int64 (a chunk holds fewer than 2^31 inputs): each mask sum
+    costs a vector add per input, so fewer sums are faster.  One set of sums per tensor in
+    `errs`: adding the two halves' terms of a pair before the sum made inductor store the
+    terms and sum them in loops of their own (2.5x the pair screen's time)."""
+    one = torch.ones((), dtype=torch.int64, device=errs[0].device)
+    edges = _screened_edges(cfg)
+    sums = []
+    for err in errs:
+        shifted = err - cfg.unc
+        for i in range(0, len(edges), 2):
+            packed = torch.where(shifted <= edges[i], one, 0)
+            if i + 1 < len(edges):
+                packed = packed + torch.where(shifted <= edges[i + 1], one << 32, 0)
+            sums.append(packed.sum())
+    return sums
+
+
 def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Tensor,
             y_canon: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The common chunk's pass: a full chunk (no padding) in which nothing needs looking at.
@@ -225,55 +293,55 @@ def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Te
     y[1:] against y[:-1] (two views: inductor vectorizes them, unlike a padded shifted load).
     `_validate_screen` holds this pass to the full one before a sweep uses it."""
     params = dict(cfg.params)
-    xd, yd = x.double(), y.double()
+    xd = x.double()
     r, rn = cfg.reference(xd, params)
-    err = (yd - r).abs() * _inv_ulp(r, cfg)
-    fine = err <= cfg.allowed
-    if not cfg.bounded:
-        fine = fine & (r.abs() < cfg.overflow)
+    yd, err, look = _screen_half(cfg, y, r)
     if cfg.symmetry is not None:  # the symmetry check counts the finite inputs
-        fine = fine & (xd.abs() < math.inf)
-    look = ~fine
-    if cfg.zero_sign:
-        look = look | ((yd == 0) & (r == 0) & (_negative(yd) != _negative(r)))
+        look = look | ~(xd.abs() < math.inf)
     if cfg.monotone and cfg.defined is not None:
         look = look | ~cfg.defined(x, params)
     if cfg.symmetry is not None:
         if rn is None:
             rn = cfg.reference(-xd, params)[0]
-        # A sufficient form of the full pass's test, without the float64 -> int64 bit casts
-        # that inductor does not vectorize: below the overflow threshold ulp(v) > |v| 2^-p,
-        # so a chunk that passes here passes the bound (ulp(r) + ulp(rn)); a miss is only a
-        # flag, and the full pass decides.
-        tol = cfg.bound * 2.0 ** -cfg.precision * (r.abs() + rn.abs())
-        ynd = y_neg.double()
-        look = look | ~((ynd - (2 * cfg.symmetry - yd)).abs() <= tol)
-        if cfg.zero_sign and cfg.symmetry == 0:
-            look = look | ((xd == 0) & (_negative(yd) == _negative(ynd)))
+        look = look | _symmetry_miss(cfg, xd, yd, y_neg.double(), r, rn)
     if cfg.canonical:
-        look = look | ((y.view(torch.int32) != y_canon.view(torch.int32))
-                       & ~(_nan(y) & _nan(y_canon)))
+        look = look | _differs(y, y_canon)
     # One reduction gives the maximum and the flag (an infinite maximum): a second one over
     # the same loop makes inductor split it and compute the reference twice.
-    counted = err
-    if cfg.allow_flush:  # a flushed subnormal is not "the worst input" (as in the full pass)
-        counted = torch.where((yd == 0) & (r.abs() < cfg.tiny), -1.0, err)
-    m = torch.where(look, math.inf, counted).max()
+    m = torch.where(look, math.inf, _counted(cfg, yd, r, err)).max()
     if cfg.monotone:
         m = torch.where((~(y[1:] >= y[:-1])).any(), math.inf, m)
-    # error - u against the histogram edges below the bound (an unflagged chunk has nothing
-    # above it), two counts per int64 (a chunk holds fewer than 2^32 inputs): each mask sum
-    # costs a vector add per input, so fewer sums are faster
-    shifted = err - cfg.unc
-    one = torch.ones((), dtype=torch.int64, device=x.device)
-    edges = _screened_edges(cfg)
-    sums = []
-    for i in range(0, len(edges), 2):
-        packed = torch.where(shifted <= edges[i], one, 0)
-        if i + 1 < len(edges):
-            packed = packed + torch.where(shifted <= edges[i + 1], one << 32, 0)
-        sums.append(packed.sum())
-    return (m, *sums)
+    return (m, *_packed_counts(cfg, (err,)))
+
+
+def _pair_screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Tensor,
+                 y_canon: torch.Tensor, c_neg: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """`_screen` for a mirrored pair of full chunks: x the non-negative inputs (ascending),
+    y = f(x) and y_neg = f(-x) (the mirror chunk, descending in value), from one kernel call.
+    Both halves are judged (one float64 reference call gives f(x) and f(-x)), the symmetry
+    check compares the two halves, and the monotonicity test runs over y ascending and y_neg
+    descending.  Returns (the largest error of each half, both infinite where the pair is
+    flagged; the cumulative histogram counts of both halves together, packed as `_screen`'s).
+    `_validate_pair` holds this pass to the full one on each half before a sweep uses it."""
+    params = dict(cfg.params)
+    xd = x.double()
+    r, rn = cfg.reference(xd, params)
+    if rn is None:
+        rn = cfg.reference(-xd, params)[0]
+    yd, err, look = _screen_half(cfg, y, r)
+    ynd, err_neg, look_neg = _screen_half(cfg, y_neg, rn)
+    look = look | look_neg | ~(xd.abs() < math.inf)
+    if cfg.monotone and cfg.defined is not None:
+        look = look | ~cfg.defined(x, params) | ~cfg.defined(-x, params)
+    look = look | _symmetry_miss(cfg, xd, yd, ynd, r, rn)
+    if cfg.canonical:
+        look = look | _differs(y, y_canon) | _differs(y_neg, c_neg)
+    m = torch.where(look, math.inf, _counted(cfg, yd, r, err)).max()
+    m_neg = torch.where(look, math.inf, _counted(cfg, ynd, rn, err_neg)).max()
+    if cfg.monotone:
+        m = torch.where((~(y[1:] >= y[:-1])).any() | (~(y_neg[:-1] >= y_neg[1:])).any(),
+                        math.inf, m)
+    return (m, m_neg, *_packed_counts(cfg, (err, err_neg)))
 
 
 def _screened_edges(cfg: _FusedConfig) -> tuple[float, ...]:
@@ -289,15 +357,21 @@ def _bounded(spec: ActivationSpec, params: dict, overflow: float) -> bool:
     return max(abs(lo), abs(hi)) < overflow / 2
 
 
-def _unpack_screen(packed: tuple, n: int, cfg: _FusedConfig) -> list[int]:
-    """The counts vector of the full pass, for an unflagged screened chunk of n inputs."""
+def _unpack_screen(packed: tuple, n: int, cfg: _FusedConfig, *, halves: int = 1) -> list[int]:
+    """The counts vector of the full pass, for an unflagged screened chunk of n inputs (or
+    the sum over both halves of a mirrored pair of such chunks, `halves=2`)."""
     low = (1 << 32) - 1
-    le = [c for v in packed for c in (int(v) & low, int(v) >> 32)]
-    counts = [0] * (_C_LE + len(_LE_EDGES))
-    counts[_C_MONON] = n - 1 if cfg.monotone else 0
-    counts[_C_SYMN] = n if cfg.symmetry is not None else 0
     edges = _screened_edges(cfg)
-    counts[_C_LE:] = le[:len(edges)] + [n] * (len(_LE_EDGES) - len(edges))
+    per_half = len(packed) // halves  # `_packed_counts` gives each half's sums in turn
+    le = [0] * len(edges)
+    for h in range(halves):
+        unpacked = [c for v in packed[h * per_half:(h + 1) * per_half]
+                    for c in (int(v) & low, int(v) >> 32)]
+        le = [a + b for a, b in zip(le, unpacked)]
+    counts = [0] * (_C_LE + len(_LE_EDGES))
+    counts[_C_MONON] = halves * (n - 1) if cfg.monotone else 0
+    counts[_C_SYMN] = halves * n if cfg.symmetry is not None else 0
+    counts[_C_LE:] = le + [halves * n] * (len(_LE_EDGES) - len(edges))
     return counts
 
 
@@ -317,9 +391,13 @@ _VALIDATED: dict[tuple, str | None] = {}  # validation outcome, per configuratio
 class _FastEngine:
     """The fused float32 forward pass, compiled when possible."""
 
-    def __init__(self, state: _State, *, chunk: int, use_compile: bool) -> None:
+    def __init__(self, state: _State, *, chunk: int, use_compile: bool,
+                 paired: bool = False) -> None:
+        """`paired`: the sweep visits a mirrored input set in pairs of chunks (`run_pair`);
+        only with the symmetry check, whose f(-x) is then the mirror chunk's own output."""
         s = state.s
         self.state, self.chunk, self.device = state, chunk, s.device
+        self.paired = paired and state.sym is not None
         bound = s.spec.bound(s.fmt).evaluate(np.zeros(1), state.params, s.fmt)
         bound = 0.5 if s.policy.correct_rounding else float(np.asarray(bound).ravel()[0])
         unc = reference_uncertainty(s.fmt)
@@ -340,8 +418,10 @@ class _FastEngine:
                  for mode in ("reduce", "reduce_full", "argmax", "bins")}
         eager["screen"] = _own_code(lambda *a: _screen(cfg, *a[:4]),
                                     f"_fused_screen_{len(_COMPILED)}")
+        eager["pair"] = _own_code(lambda *a: _pair_screen(cfg, *a),
+                                  f"_fused_pair_{len(_COMPILED)}")
         self.passes = dict(eager)
-        self.key = (cfg, chunk, device)
+        self.key = (cfg, chunk, device, self.paired)
         if use_compile and self.key in _COMPILED:
             self.passes = _COMPILED[self.key]
             self.compiled = True
@@ -361,14 +441,18 @@ class _FastEngine:
         self._top: list[tuple[float, int, tuple]] = []  # the chunks with the largest maxima
         self._buffers: dict[str, torch.Tensor] = {}
         self._tick = 0
+        self._pairs = 0  # mirrored pairs visited
 
-    def _buffer(self, name: str, n: int, dtype: torch.dtype) -> torch.Tensor:
+    def _buffer(self, name: str, n: int, dtype: torch.dtype, *, size: int | None = None
+                ) -> torch.Tensor:
         """A chunk-sized buffer of our own, reused from chunk to chunk: a fresh 16 MB tensor
         per chunk costs its page faults every time (the allocator hands large blocks back to
         the system), about a tenth of a sweep's time with the checks on."""
+        size = self.chunk if size is None else size
         buf = self._buffers.get(name)
-        if buf is None or buf.dtype != dtype:
-            buf = self._buffers[name] = torch.empty(self.chunk, dtype=dtype, device=self.device)
+        if buf is None or buf.dtype != dtype or buf.numel() < max(n, size):
+            buf = self._buffers[name] = torch.empty(max(n, size), dtype=dtype,
+                                                    device=self.device)
         return buf[:n]
 
     def fused(self, mode: str, *args):
@@ -386,7 +470,10 @@ class _FastEngine:
         z = torch.zeros((), dtype=torch.int64, device=self.device)
         x = torch.zeros(self.chunk, dtype=torch.float32, device=self.device)
         self.passes["reduce"](x, x, x, x, z + 1)
-        self.passes["screen"](x, x, x, x)
+        if self.paired:
+            self.passes["pair"](x, x, x, x, x)
+        else:
+            self.passes["screen"](x, x, x, x)
 
     def inputs(self, start: int, step: int, n: int, keys: torch.Tensor | None) -> torch.Tensor:
         """The chunk's inputs, padded to the compiled size by repeating the last one."""
@@ -420,20 +507,106 @@ class _FastEngine:
     def run_chunk(self, start: int, step: int, n: int, keys: torch.Tensor | None) -> torch.Tensor:
         """Analyse one chunk; returns its inputs (the first n are real)."""
         args = self._args(start, step, n, keys)
+        where = (start, step, n, keys)
         if n == self.chunk:  # a full chunk: screen it first, most have nothing to look at
             m, *packed = self.fused("screen", *args[:4])
             m = float(m)
             if m < math.inf:
-                self._account(args, n, m, _unpack_screen(packed, n, self.cfg),
-                              (start, step, n, keys))
+                counts = _unpack_screen(packed, n, self.cfg)
+                self._tally(n, counts)
+                self._locate(args[0], n, m, where)
+                ends = self._checks(args, n, counts, None, below=self.state.carry.last,
+                                    above=None)
+                self.state.carry.last = ends[1]
                 return args[0]
+        ends = self._full(args, n, where, below=self.state.carry.last, above=None)
+        self.state.carry.last = ends[1]
+        return args[0]
+
+    def _pair_inputs(self, start: int, step: int, n: int) -> torch.Tensor:
+        """The pair's 2n inputs in one buffer: the n non-negative inputs from key `start`
+        (ascending), then their negatives (the same bit patterns with the sign bit set, so
+        descending in value); both are int32 aranges."""
+        a = int(bits_of_key(start, self.state.s.fmt))
+        bits = self._buffer("bits", 2 * n, torch.int32, size=2 * self.chunk)
+        torch.arange(a, a + n * step, step, out=bits[:n])
+        torch.arange(a - (1 << 31), a - (1 << 31) + n * step, step, out=bits[n:])
+        return bits.view(torch.float32)
+
+    def run_pair(self, neg: tuple[int, int, int], pos: tuple[int, int, int]) -> torch.Tensor:
+        """Analyse a mirrored pair of chunks (`_KeySet.mirror_chunks`, visited outward from
+        zero) with one kernel call for both; returns the pair's 2n inputs.  An unflagged pair
+        of full chunks is settled by the pair screen; otherwise each half is analysed by the
+        full pass as a chunk of its own, in value order, with the other half's outputs as
+        its f(-x)."""
+        state, s, cfg = self.state, self.state.s, self.cfg
+        n = pos[2]
+        x2 = self._pair_inputs(pos[0], pos[1], n)
+        y2 = s.call(x2, state.params)
+        c2 = s.canonical(x2, state.params) if cfg.canonical else y2
+        xp, xn, yp, yn, cp, cn = x2[:n], x2[n:], y2[:n], y2[n:], c2[:n], c2[n:]
+        first_pair = self._pairs == 0  # its halves meet at zero: the seam pair
+        self._pairs += 1
+        Half = Callable[[End | None, End | None], tuple[End | None, End | None]]
+        screened = False
+        if n == self.chunk:
+            m, m_neg, *packed = self.fused("pair", xp, yp, yn, cp, cn)
+            m, m_neg = float(m), float(m_neg)
+            screened = max(m, m_neg) < math.inf
+        if screened:
+            counts = _unpack_screen(packed, n, cfg, halves=2)
+            self._tally(2 * n, counts)
+            self._locate(xn, n, m_neg, (*neg, None), descending=True)
+            self._locate(xp, n, m, (*pos, None))
+            # the within-chunk counts of both halves go with the negative half; then each
+            # half's pairs across its boundaries
+            neg_half: Half = lambda below, above: self._checks(
+                (xp, yp, yn, cp), 2 * n, counts, None, ends=self._ends(xn, yn, n - 1, 0),
+                below=below, above=above)
+            pos_half: Half = lambda below, above: self._checks(
+                None, 0, None, None, ends=self._ends(xp, yp, 0, n - 1), below=below,
+                above=above)
+        else:
+            nvalid = torch.tensor(n, device=self.device)
+            neg_half = lambda below, above: self._full(
+                (*(self._pad(t.flip(0)) for t in (xn, yn, yp, cn)), nvalid), n, (*neg, None),
+                below=below, above=above)
+            pos_half = lambda below, above: self._full(
+                (*(self._pad(t) for t in (xp, yp, yn, cp)), nvalid), n, (*pos, None),
+                below=below, above=above)
+        carry = state.carry
+        ends_neg = neg_half(None, carry.upper)  # the negative halves come descending
+        carry.upper = ends_neg[0]
+        if first_pair:
+            carry.last = ends_neg[1]
+        carry.last = pos_half(carry.last, None)[1]
+        return x2
+
+    def _pad(self, t: torch.Tensor) -> torch.Tensor:
+        """A half of a pair at the compiled size, padded by repeating its last element (the
+        padding is masked, as `inputs` pads a short chunk)."""
+        if t.numel() == self.chunk:
+            return t
+        return torch.cat([t, t[-1:].expand(self.chunk - t.numel())])
+
+    def _full(self, args: tuple, n: int, where: tuple, *, below: End | None,
+              above: End | None) -> tuple[End | None, End | None]:
+        """The full pass over one chunk in value order (its first n inputs real) and its
+        accounting; returns the chunk's (first, last) monotonicity ends."""
         m, counts = self.fused("reduce", *args)
         counts = counts.tolist()
         if counts[_C_SPECIAL]:  # NaN, infinities, overflow: apply accuracy.ulp_error's rules
             m, counts = self.fused("reduce_full", *args)
             counts = counts.tolist()
-        self._account(args, n, float(m), counts, (start, step, n, keys))
-        return args[0]
+        m = float(m)
+        self._tally(n, counts, args)
+        self._locate(args[0], n, m, where)
+        detail = None
+        if counts[_C_BAD] or counts[_C_MONO] or counts[_C_SYM] or counts[_C_DIFF]:
+            detail = _fused(self.cfg, *args, mode="detail")
+        if counts[_C_BAD]:
+            self._violations(args[0], args[1], detail)
+        return self._checks(args, n, counts, detail, below=below, above=above)
 
     def finish(self) -> None:
         """Find the worst input of each of the chunks with the largest maxima (their kernels
@@ -449,10 +622,10 @@ class _FastEngine:
             fwd.candidate_worst(m, fwd._describe(x[i:i + 1], y[i:i + 1], ref, np.array([m]),
                                                  0, None))
 
-    def _account(self, args, n: int, m: float, counts: list[int], where: tuple) -> None:
-        state, s, fmt = self.state, self.state.s, self.state.s.fmt
-        x, y, y_neg, y_canon = args[:4]
-        fwd = state.forward
+    def _tally(self, n: int, counts: list[int], args: tuple | None = None) -> None:
+        """The pass's statistics and histogram for n inputs with these counts (`args`, the
+        chunk, where the counts say that errors above 16 ulp need every input's bin)."""
+        fwd = self.state.forward
         fwd.stats.n += n
         fwd.stats.not_correctly_rounded += n - counts[_C_LE + 1]  # error - u > 0.5
         fwd.stats.excused += counts[_C_EXCUSED]
@@ -462,34 +635,59 @@ class _FastEngine:
             fwd.hist += np.bincount(bins.cpu().numpy(), minlength=N_BINS + 1)[:N_BINS]
         else:
             fwd.hist[:len(_LE_EDGES)] += np.diff(cum, prepend=0)
-        if m >= 0:
-            first = int(order_key(int(fmt.bits_of(x[:1].cpu())[0]), fmt))
-            last = int(order_key(int(fmt.bits_of(x[n - 1:n].cpu())[0]), fmt))
-            # for the per-chunk plot: the chunk's middle, its maximum
-            state.chunk_points.append(((first + last) // 2, float(x[n // 2]), m))
-            self._tick += 1
-            item = (m, self._tick, (where[0], where[1], where[2], where[3]))
-            if len(self._top) < N_WORST_CHUNKS:
-                heapq.heappush(self._top, item)
-            elif m > self._top[0][0]:
-                heapq.heapreplace(self._top, item)
-        detail = None
-        if counts[_C_BAD] or counts[_C_MONO] or counts[_C_SYM] or counts[_C_DIFF]:
-            detail = _fused(self.cfg, *args, mode="detail")
-        if counts[_C_BAD]:
-            # The library's own verdict on every flagged input (conventions, reasons).
-            idx = torch.nonzero(detail["bad"]).flatten().cpu()
-            for part in idx.split(EXACT_CHUNK):
-                xs, ys = x[part.to(x.device)], y[part.to(x.device)]
-                cmp, ref, bad, accepted = judge(s, xs, ys, state.params)
-                acc = _PassAcc("tmp", fmt)
-                acc.add_exact(x=xs, y=ys, ref=ref, cmp=cmp, bad=bad, accepted=accepted)
-                fwd.stats.policy_violations += acc.stats.policy_violations
-                fwd.stats.accepted += acc.stats.accepted
-                for e in acc._examples:
-                    fwd.example(e[0], e[2])
+
+    def _locate(self, x: torch.Tensor, n: int, m: float, where: tuple, *,
+                descending: bool = False) -> None:
+        """The chunk's point of the per-chunk plot, and whether it is among the chunks whose
+        worst input `finish` locates (`descending`: x holds the chunk in descending order,
+        as the negative half of a pair)."""
+        if m < 0:
+            return
+        state, fmt = self.state, self.state.s.fmt
+        lo, hi, mid = (n - 1, 0, n - 1 - n // 2) if descending else (0, n - 1, n // 2)
+        first = int(order_key(int(fmt.bits_of(x[lo:lo + 1].cpu())[0]), fmt))
+        last = int(order_key(int(fmt.bits_of(x[hi:hi + 1].cpu())[0]), fmt))
+        # for the per-chunk plot: the chunk's middle, its maximum
+        state.chunk_points.append(((first + last) // 2, float(x[mid]), m))
+        self._tick += 1
+        item = (m, self._tick, (where[0], where[1], where[2], where[3]))
+        if len(self._top) < N_WORST_CHUNKS:
+            heapq.heappush(self._top, item)
+        elif m > self._top[0][0]:
+            heapq.heapreplace(self._top, item)
+
+    def _violations(self, x: torch.Tensor, y: torch.Tensor, detail: dict) -> None:
+        """The library's own verdict on every flagged input (conventions, reasons)."""
+        state, s, fmt = self.state, self.state.s, self.state.s.fmt
+        fwd = state.forward
+        idx = torch.nonzero(detail["bad"]).flatten().cpu()
+        for part in idx.split(EXACT_CHUNK):
+            xs, ys = x[part.to(x.device)], y[part.to(x.device)]
+            cmp, ref, bad, accepted = judge(s, xs, ys, state.params)
+            acc = _PassAcc("tmp", fmt)
+            acc.add_exact(x=xs, y=ys, ref=ref, cmp=cmp, bad=bad, accepted=accepted)
+            fwd.stats.policy_violations += acc.stats.policy_violations
+            fwd.stats.accepted += acc.stats.accepted
+            for e in acc._examples:
+                fwd.example(e[0], e[2])
+
+    def _checks(self, args: tuple | None, n: int, counts: list[int] | None,
+                detail: dict | None, *, below: End | None, above: End | None,
+                ends: tuple[End | None, End | None] | None = None
+                ) -> tuple[End | None, End | None]:
+        """The whole-space checks' counts and examples for a chunk of n inputs in value order
+        (`args`: its x, y, f(-x), canonical y; `counts` the pass's), monotonicity with the
+        pairs across its boundaries: `below`, the end of the chunk just below in value order,
+        `above`, that of the chunk just above, where already visited.  `args` None: only the
+        boundaries of a chunk with these `ends`.  Returns the chunk's (first, last) ends."""
+        state, s, fmt = self.state, self.state.s, self.state.s.fmt
+        if args is not None and ends is None:
+            ends = self._ends(args[0], args[1], 0, n - 1)
         if state.mono is not None:
-            self._mono(x, y, detail, n, counts)
+            self._mono(args, counts, detail, ends, below, above)
+        if args is None:
+            return ends
+        x, y, y_neg, y_canon = args[:4]
         if state.sym is not None:
             ex = []
             if counts[_C_SYM]:
@@ -497,7 +695,7 @@ class _FastEngine:
                     ex.append({"x": float(x[j]), "bits": _hex_at(x, j, fmt),
                                "f(x)": float(y[j]), "f(-x)": float(y_neg[j]),
                                "expected f(-x)": 2 * s.spec.point_symmetry - float(y[j])})
-            state.sym.add(counts[_C_SYMN], counts[_C_SYM], ex)
+            state.sym.add(counts[_C_SYMN], counts[_C_SYM], ex, key=self._key("bits"))
         if state.canon is not None:
             ex = []
             if counts[_C_DIFF]:
@@ -507,29 +705,49 @@ class _FastEngine:
                     ex.append({"x": float(x[j]), "bits": _hex_at(x, j, fmt),
                                "y": float(y[j]), "canonical": float(y_canon[j]),
                                "gap_ulp": abs(float(y[j]) - float(y_canon[j])) / u})
-            state.canon.add(n, counts[_C_DIFF], ex)
+            state.canon.add(n, counts[_C_DIFF], ex, key=self._key("bits"))
+        return ends
 
-    def _mono(self, x, y, detail, n, counts) -> None:
+    def _key(self, field: str) -> Callable[[dict], int]:
+        """An example's place in value order, from the bit pattern under `field`: the fused
+        pass visits mirrored pairs outward from zero, and keeps the examples the exact
+        engine (which visits in value order) keeps."""
+        fmt = self.state.s.fmt
+        return lambda e: int(order_key(int(e[field], 16), fmt))
+
+    def _ends(self, x: torch.Tensor, y: torch.Tensor, lo: int, hi: int
+              ) -> tuple[End | None, End | None]:
+        """A chunk's lowest (x[lo]) and highest (x[hi]) inputs in value order with their
+        outputs, each None where the true value is undefined (the monotonicity chain breaks
+        there)."""
         state, fmt = self.state, self.state.s.fmt
-        ex = []
-        if counts[_C_MONO]:
-            for j in torch.nonzero(detail["mono"]).flatten()[:MAX_EXAMPLES].tolist():
-                ex.append({"x_lo": float(x[j]), "bits_lo": _hex_at(x, j, fmt),
-                           "y_lo": float(y[j]), "x_hi": float(x[j + 1]),
-                           "bits_hi": _hex_at(x, j + 1, fmt),
-                           "y_hi": float(y[j + 1])})
-        # the boundary pair with the previous chunk, and the carry for the next
-        ref_ends = state.s.reference(torch.stack([x[0], x[n - 1]]), state.params)
-        boundary, pairs = None, counts[_C_MONON]
-        if not np.isnan(ref_ends[0]) and state.carry.last is not None:
-            boundary = state.carry.pair(float(x[0]), float(y[0]),
-                                     _hex_at(x, 0, fmt))
-            pairs += 1
-        if boundary is not None:
-            ex.insert(0, boundary)
-        state.mono.add(pairs, counts[_C_MONO] + (boundary is not None), ex)
-        state.carry.last = None if np.isnan(ref_ends[1]) else (
-            float(x[n - 1]), float(y[n - 1]), _hex_at(x, n - 1, fmt))
+        ref = state.s.reference(torch.stack([x[lo], x[hi]]), state.params)
+        return tuple(None if np.isnan(r) else (float(x[i]), float(y[i]), _hex_at(x, i, fmt))
+                     for i, r in ((lo, ref[0]), (hi, ref[1])))
+
+    def _mono(self, args: tuple | None, counts: list[int] | None, detail: dict | None,
+              ends: tuple[End | None, End | None], below: End | None,
+              above: End | None) -> None:
+        state, fmt = self.state, self.state.s.fmt
+        ex, pairs, bad = [], 0, 0
+        if args is not None:
+            x, y = args[:2]
+            pairs, bad = counts[_C_MONON], counts[_C_MONO]
+            if bad:
+                for j in torch.nonzero(detail["mono"]).flatten()[:MAX_EXAMPLES].tolist():
+                    ex.append({"x_lo": float(x[j]), "bits_lo": _hex_at(x, j, fmt),
+                               "y_lo": float(y[j]), "x_hi": float(x[j + 1]),
+                               "bits_hi": _hex_at(x, j + 1, fmt),
+                               "y_hi": float(y[j + 1])})
+        # the pairs across the boundaries with the chunks below and above
+        for lo, hi in ((below, ends[0]), (ends[1], above)):
+            if lo is not None and hi is not None:
+                pairs += 1
+                found = mono_pair(lo, hi)
+                if found is not None:
+                    bad += 1
+                    ex.append(found)
+        state.mono.add(pairs, bad, ex, key=self._key("bits_lo"))
 
 
 def _validate_fast(engine: _FastEngine, state: _State) -> str | None:
@@ -592,27 +810,66 @@ def _validate_on(engine: _FastEngine, state: _State, keys: torch.Tensor) -> str 
                         f"{exact_bins[i]} (error {err[i]!r})")
     if counts[_C_LE:_C_LE + len(_LE_EDGES)] != cum.tolist():
         problems.append("cumulative counts differ from the bins")
-    problem = _validate_screen(engine, args[:4])
+    # the screen a sweep uses: the pair screen for a mirrored sweep, else the chunk screen
+    problem = (_validate_pair(engine, xs) if engine.paired
+               else _validate_screen(engine, args[:4]))
     if problem:
         problems.append(problem)
     return "; ".join(problems) or None
+
+
+def _full_counts(engine: _FastEngine, args: tuple) -> tuple[float, list[int]]:
+    """The full pass's maximum and counts for a (padded, so all valid) chunk."""
+    full = (*args, torch.tensor(engine.chunk, device=engine.device))
+    m, counts = engine.fused("reduce", *full)
+    if counts.tolist()[_C_SPECIAL]:
+        m, counts = engine.fused("reduce_full", *full)
+    return float(m), counts.tolist()
+
+
+_FLAGS = (_C_BAD, _C_EXCUSED, _C_MONO, _C_SYM, _C_DIFF)  # counts a screened chunk must not have
+
+
+def _validate_pair(engine: _FastEngine, x: torch.Tensor) -> str | None:
+    """The pair screen against the full pass on each half, for the magnitudes of the
+    validation inputs x (ascending, padded) and their negatives: it must flag whatever the
+    full pass finds on either half, and where it flags nothing give each half's maximum and
+    the two halves' counts summed."""
+    state, s = engine.state, engine.state.s
+    bits = torch.unique(x.view(torch.int32) & 0x7FFFFFFF)  # sorted: ascending magnitudes
+    xp = engine._pad(bits.view(torch.float32))
+    x2 = torch.cat([xp, -xp])
+    y2 = s.call(x2, state.params)
+    c2 = s.canonical(x2, state.params) if engine.cfg.canonical else y2
+    n = engine.chunk
+    xn, yp, yn, cp, cn = x2[n:], y2[:n], y2[n:], c2[:n], c2[n:]
+    m, counts = _full_counts(engine, (xp, yp, yn, cp))
+    m_neg, counts_neg = _full_counts(engine, tuple(t.flip(0) for t in (xn, yn, yp, cn)))
+    sm, sm_neg, *packed = (float(v) if i < 2 else v for i, v in
+                           enumerate(engine.fused("pair", xp, yp, yn, cp, cn)))
+    if max(sm, sm_neg) < math.inf:
+        if any(counts[c] or counts_neg[c] for c in _FLAGS):
+            return (f"the pair screen flagged nothing where the full pass counts "
+                    f"{counts[:_C_LE]} and {counts_neg[:_C_LE]}")
+        screened = _unpack_screen(packed, n, engine.cfg, halves=2)
+        summed = [a + b for a, b in zip(counts, counts_neg)]
+        if (sm, sm_neg) != (m, m_neg) or screened != summed:
+            return (f"the pair screen gives maxima {sm}, {sm_neg} and counts {screened}, the "
+                    f"full pass {m}, {m_neg} and {summed}")
+    return None
 
 
 def _validate_screen(engine: _FastEngine, args: tuple) -> str | None:
     """The screen against the full pass on the same (padded, so all valid) chunk: it must
     flag whatever the full pass finds, and where it flags nothing give the same maximum and
     counts."""
-    full = (*args, torch.tensor(engine.chunk, device=engine.device))
-    m, counts = engine.fused("reduce", *full)
-    if counts.tolist()[_C_SPECIAL]:
-        m, counts = engine.fused("reduce_full", *full)
-    counts = counts.tolist()
+    m, counts = _full_counts(engine, args)
     sm, *packed = engine.fused("screen", *args)
     if float(sm) < math.inf:
-        if any(counts[c] for c in (_C_BAD, _C_EXCUSED, _C_MONO, _C_SYM, _C_DIFF)):
+        if any(counts[c] for c in _FLAGS):
             return f"the screen flagged nothing where the full pass counts {counts[:_C_LE]}"
         screened = _unpack_screen(packed, engine.chunk, engine.cfg)
-        if float(sm) != float(m) or screened != counts:
+        if float(sm) != m or screened != counts:
             return (f"the screen gives max {float(sm)} and counts {screened}, the full pass "
                     f"{float(m)} and {counts}")
     return None

@@ -110,6 +110,30 @@ class _KeySet:
                 n = min(size, r.count - i)
                 yield r.start + i * r.step, r.step, n, None
 
+    def mirrored(self) -> bool:
+        """Whether the set holds -x for every x it holds (same count and stride on each side
+        of zero): the whole space, or any stride of it that divides 2^(bits-1)."""
+        if self.keys is not None or len(self.runs) != 2:
+            return False
+        neg, pos = self.runs
+        sign = _sign(self.fmt)
+        last = pos.start - sign + (pos.count - 1) * pos.step  # the largest positive pattern
+        return pos.start >= sign and neg == _Run(sign - 1 - last, pos.count, pos.step)
+
+    def mirror_chunks(self, size: int) -> Iterator[tuple[tuple[int, int, int],
+                                                         tuple[int, int, int]]]:
+        """For a `mirrored` set: pairs of chunks of at most `size` inputs each, a chunk of
+        non-negative inputs with the chunk of their negatives, outward from zero (the
+        positive chunks ascending, the negative ones descending).  Each chunk is given as
+        (start key, step, n), in value order like `chunks`."""
+        neg, pos = self.runs
+        sign = _sign(self.fmt)
+        for i in range(0, pos.count, size):
+            n = min(size, pos.count - i)
+            first = pos.start + i * pos.step  # key of the pair's smallest positive input
+            last_bits = first - sign + (n - 1) * pos.step
+            yield (sign - 1 - last_bits, pos.step, n), (first, pos.step, n)
+
     def all_keys(self) -> torch.Tensor:
         if self.keys is not None:
             return self.keys
