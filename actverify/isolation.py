@@ -1,11 +1,15 @@
 """The supervising parent: the kernel runs in a worker process, the parent keeps the report.
 
-A Supervisor's worker serves a whole run: it imports the target (the parent never runs the
-kernel's code), plans the check, and runs the properties one at a time as the parent asks
-(`actverify check` may share its plan among several supervisors, each with its own worker;
-actverify/check.py).  The first worker can be started before the parent imports torch
-(`prestart`), so that the two imports overlap.  When a worker dies (a segmentation fault, `os._exit`, a kernel that kills its process), the property
-it was running is a finding, and a fresh worker carries on with the next one.
+A Supervisor's worker serves a whole run: it checks the run's names (dtypes, devices, policy,
+properties), imports the target (the parent never runs the kernel's code), plans the check,
+and runs the properties one at a time as the parent asks (`actverify check` may share its plan
+among several supervisors, each with its own worker; actverify/check.py).  Only workers
+import torch: the parent reads plain data (actverify/planned.py, actverify/outcomes.py), so a
+check costs one torch import per worker and none in the parent.  Workers can be started
+before the parent has parsed its command line (`prestart`), so that their imports begin at
+once.  When a worker dies (a segmentation fault, `os._exit`, a kernel that kills its
+process), the property it was running is a finding, and a fresh worker carries on with the
+next one.
 
 Time limits.  Every call of the target's code (forward, and the backward autograd runs) gets
 the caller's `call_timeout`.  Inside the worker an alarm stops a call that outlives it, as in
@@ -36,10 +40,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actverify.errors import UsageError
+from actverify.planned import Plan, Ready
 
-if TYPE_CHECKING:  # imported where used: `prestart` runs before this process imports torch
-    from actverify.plan import Plan
-    from actverify.runner import Outcome
+if TYPE_CHECKING:  # imported where used: the parent imports no torch
+    from actverify.outcomes import Outcome
 
 THREADS_ENV = "OMP_NUM_THREADS"  # the parent's thread count, resolved after a prestart
 
@@ -70,28 +74,54 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="actverify-parent-watch").start()
 
 
+def _plan(a: dict) -> tuple[Ready, object]:
+    """Check the run's names, import the target and plan it: (what the parent is told, the
+    target); UsageError for anything the parent would have refused before any work."""
+    from actverify.accuracy import policy_named
+    from actverify.devices import available_devices, resolve_device
+    from actverify.dtypes import DTYPE_NAMES, float_format
+    from actverify.plan import plan_check
+    from actverify.properties import all_properties
+    from actverify.targets import resolve_target
+
+    pol = policy_named(a["policy"], kink=a["kink"])
+    dtypes = [float_format(d).name for d in a["dtypes"]] if a["dtypes"] is not None \
+        else list(DTYPE_NAMES)
+    devices = [resolve_device(d) for d in a["devices"]] if a["devices"] is not None \
+        else list(available_devices())
+    known = all_properties()
+    for name in a["properties"] or ():
+        if name not in known:
+            raise UsageError(f"unknown property {name!r}; use one of {', '.join(known)}")
+    target = resolve_target(a["source"], a["activation"])
+    plan = plan_check(target, dtypes=dtypes, devices=devices, properties=a["properties"])
+    kinds = {name: known[name].kind for s in plan.subjects for name in s.properties}
+    return Ready(plan, pol.name, kinds, tuple(available_devices())), target
+
+
 def _worker(conn: Connection) -> None:
-    """The worker's main loop: import the target, send the plan, run what the parent asks."""
+    """The worker's main loop: check the names, import the target, send the plan, run what
+    the parent asks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
+    # Everything a run needs, imported before the parent hands over the run: the imports
+    # (torch's above all) overlap with the parent's own start-up.
     from actverify.accuracy import policy_named
-    from actverify.plan import plan_check, subject_for
+    from actverify.plan import subject_for
     from actverify.profiles import profile_settings
     from actverify.properties import all_properties, base
     from actverify.runner import Outcome, run_property
-    from actverify.targets import resolve_target
 
     a = conn.recv()
     if a["threads"] is not None:  # the parent's --threads / OMP_NUM_THREADS (threads.py)
         os.environ[THREADS_ENV] = a["threads"]
     base.CALL_WATCH = lambda due: conn.send(("due", due))
     try:
-        target = resolve_target(a["source"], a["activation"])
-        plan = plan_check(target, **a["plan_args"])
+        ready, target = _plan(a)
     except UsageError as exc:
         conn.send(("usage", str(exc)))
         return
-    conn.send(("ready", plan))
+    conn.send(("ready", ready))
     pol, settings = policy_named(a["policy"], kink=a["kink"]), profile_settings(a["profile"])
     if a["max_examples"] is not None:
         from hypothesis import settings as Settings
@@ -140,34 +170,34 @@ def _spawn() -> tuple[subprocess.Popen, Connection]:
     return proc, parent
 
 
-_PRESTARTED: tuple[subprocess.Popen, Connection, str, dict[str, str]] | None = None
+# Started workers no Supervisor has taken yet, oldest first: (process, pipe, the directory
+# and environment they were started in).
+_PRESTARTED: list[tuple[subprocess.Popen, Connection, str, dict[str, str]]] = []
 
 
-def prestart() -> None:
-    """Start the worker of the next Supervisor now, before this process imports torch: the
-    two imports (about 1.5 s each) then run side by side on two cores instead of one after
-    the other.  A worker no Supervisor takes is stopped by `discard_prestarted`, at the
-    latest when this process exits."""
-    global _PRESTARTED
-    if _PRESTARTED is None:
-        _PRESTARTED = (*_spawn(), os.getcwd(), dict(os.environ))
+def prestart(count: int = 1) -> None:
+    """Have `count` workers started for the next Supervisors (start the missing ones now):
+    each spends about 1.5 s of CPU importing torch, which then overlaps with what this
+    process does until it needs them.  A worker no Supervisor takes is stopped by
+    `discard_prestarted`, at the latest when this process exits."""
+    if not _PRESTARTED:
         atexit.register(discard_prestarted)
+    while len(_PRESTARTED) < count:
+        _PRESTARTED.append((*_spawn(), os.getcwd(), dict(os.environ)))
 
 
 def _take_prestarted() -> tuple[subprocess.Popen, Connection] | None:
-    """The prestarted worker, if it still lives and was started where this process is now (its
-    directory and environment: relative kernel paths and settings mean the same to both)."""
-    global _PRESTARTED
-    taken, _PRESTARTED = _PRESTARTED, None
-    if taken is None:
-        return None
-    proc, conn, cwd, env = taken
-    # OMP_NUM_THREADS may be set since (threads.apply): the worker is told it (THREADS_ENV)
-    same = {k: v for k, v in env.items() if k != THREADS_ENV} == {
-        k: v for k, v in os.environ.items() if k != THREADS_ENV}
-    if proc.poll() is None and cwd == os.getcwd() and same:
-        return proc, conn
-    _end(proc, conn)
+    """The oldest prestarted worker, if it still lives and was started where this process is
+    now (its directory and environment: relative kernel paths and settings mean the same to
+    both); one that does not is stopped."""
+    while _PRESTARTED:
+        proc, conn, cwd, env = _PRESTARTED.pop(0)
+        # OMP_NUM_THREADS may be set since (threads.export): the worker is told it (THREADS_ENV)
+        same = {k: v for k, v in env.items() if k != THREADS_ENV} == {
+            k: v for k, v in os.environ.items() if k != THREADS_ENV}
+        if proc.poll() is None and cwd == os.getcwd() and same:
+            return proc, conn
+        _end(proc, conn)
     return None
 
 
@@ -178,11 +208,10 @@ def _end(proc: subprocess.Popen, conn: Connection) -> None:
 
 
 def discard_prestarted() -> None:
-    """Stop a prestarted worker that no Supervisor took (a usage error came first)."""
-    global _PRESTARTED
-    taken, _PRESTARTED = _PRESTARTED, None
-    if taken is not None:
-        _end(taken[0], taken[1])
+    """Stop the prestarted workers that no Supervisor took (a usage error came first)."""
+    while _PRESTARTED:
+        proc, conn, _, _ = _PRESTARTED.pop()
+        _end(proc, conn)
 
 
 class Supervisor:
@@ -191,43 +220,64 @@ class Supervisor:
     outlives the block."""
 
     def __init__(self, *, source: str, activation: str | None, policy: str, kink: str,
-                 profile: str | None, call_timeout: float, dtypes: Sequence[str],
-                 devices: Sequence[str], properties: Sequence[str] | None = None,
+                 profile: str | None, call_timeout: float, dtypes: Sequence[str] | None,
+                 devices: Sequence[str] | None, properties: Sequence[str] | None = None,
                  max_examples: int | None = None) -> None:
+        """`dtypes`, `devices`: names as given (None: every dtype, every device present);
+        the worker checks them, and `policy`, `kink` and `properties`, before it plans."""
         self._args = dict(source=source, activation=activation, policy=policy, kink=kink,
                           profile=profile, max_examples=max_examples, call_timeout=call_timeout,
                           threads=os.environ.get(THREADS_ENV),
-                          plan_args=dict(dtypes=list(dtypes), devices=list(devices),
-                                         properties=list(properties) if properties else None))
+                          dtypes=None if dtypes is None else list(dtypes),
+                          devices=None if devices is None else list(devices),
+                          properties=list(properties) if properties else None)
         self.call_timeout = call_timeout
         self._proc: subprocess.Popen | None = None
         self._conn: Connection | None = None
+        self._launched = False  # a worker was handed the run and has not answered yet
         self._due = 0.0  # when the running call must return (0: no call running)
-        self.plan: Plan | None = None
+        self.ready: Ready | None = None  # what the first worker said once it had planned
         self.restarts = 0
         self._closed = False
 
+    @property
+    def plan(self) -> Plan | None:
+        return None if self.ready is None else self.ready.plan
+
     def __enter__(self) -> "Supervisor":
-        self.plan = self._start()
+        self.launch()
+        self.await_ready()
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _start(self) -> Plan:
-        self._proc, parent = _take_prestarted() or _spawn()
-        self._conn = parent
-        a = self._args
+    def launch(self) -> None:
+        """Start the worker (or take a prestarted one) and hand it the run; returns at once:
+        it checks, imports and plans while this process goes on (see `await_ready`)."""
+        self._proc, self._conn = _take_prestarted() or _spawn()
+        self._launched = True
         try:
-            parent.send(a)
-            kind, payload = parent.recv()  # the kernel's import: not timed (it may compile)
+            self._conn.send(self._args)
+        except OSError:
+            pass  # it died already: `await_ready` says so
+
+    def await_ready(self) -> Ready:
+        """Wait for the launched worker's plan; UsageError if it refused the run or died."""
+        self._launched = False
+        try:
+            kind, payload = self._conn.recv()  # the kernel's import: not timed (it may compile)
         except (EOFError, OSError):
             code = self._stop()
-            raise UsageError(f"cannot import {a['source']!r}: the worker importing it "
-                             f"{_exit_words(code)}") from None
+            raise UsageError(f"cannot import {self._args['source']!r}: the worker importing "
+                             f"it {_exit_words(code)}") from None
         if kind == "usage":
             self._stop()
             raise UsageError(payload)
+        if self.ready is None:
+            self.ready = payload
+        else:  # a fresh worker after one died
+            self.restarts += 1
         return payload
 
     def _stop(self, *, kill: bool = False) -> int | None:
@@ -261,13 +311,9 @@ class Supervisor:
         if self._proc is None:
             if self._closed:
                 raise RuntimeError("the supervisor is closed")
-            plan = self._start()
-            if self.plan is None:  # its first worker starts on its first property
-                self.plan = plan
-            else:
-                self.restarts += 1
-        from actverify.runner import Failure, mark_timed_out
-
+            self.launch()
+        if self._launched:  # its first worker may still be planning
+            self.await_ready()
         started = time.perf_counter()
         self._due = 0.0
         try:
@@ -287,6 +333,9 @@ class Supervisor:
                 return self._died(dtype, device, name, started)
             due = self._due
             if due and time.monotonic() > due + grace(self.call_timeout):
+                from actverify.outcomes import Failure
+                from actverify.runner import mark_timed_out  # (imports torch: a rare path)
+
                 self._stop(kill=True)
                 outcome = self._outcome(dtype, device, name, "timed_out", started)
                 what = (f"the target did not return within {self.call_timeout:g} s (call "
@@ -297,21 +346,15 @@ class Supervisor:
 
     def _outcome(self, dtype: str, device: str, name: str, status: str, started: float
                  ) -> Outcome:
-        from actverify.properties import all_properties
-        from actverify.runner import Outcome
+        from actverify.outcomes import Outcome
 
-        plan = self.plan
-        return Outcome(name, plan.activation, plan.target, dtype, device,
-                       self._policy_name(), status, kind=all_properties()[name].kind,
+        ready = self.ready
+        return Outcome(name, ready.plan.activation, ready.plan.target, dtype, device,
+                       ready.policy, status, kind=ready.kinds.get(name, "forward"),
                        seconds=time.perf_counter() - started)
 
-    def _policy_name(self) -> str:
-        from actverify.accuracy import policy_named
-
-        return policy_named(self._args["policy"], kink=self._args["kink"]).name
-
     def _died(self, dtype: str, device: str, name: str, started: float) -> Outcome:
-        from actverify.runner import Failure
+        from actverify.outcomes import Failure
 
         code = self._stop()
         outcome = self._outcome(dtype, device, name, "failed", started)
