@@ -30,7 +30,6 @@ from pathlib import Path
 from actverify.errors import Interrupted, UsageError
 from actverify.names import DTYPE_NAMES, KINKS, POLICY_NAMES
 from actverify.outputs import writable_file
-from actverify.profiles import PROFILES
 from actverify.threads import add_argument as add_threads_argument
 
 
@@ -40,6 +39,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser, *, profile: str = "report") -> None:
+    from actverify.profiles import PROFILES
+
     p.add_argument("--dtype", action="append", default=[], metavar="D",
                    help=f"dtype to check, repeatable ({', '.join(DTYPE_NAMES)}); default all")
     p.add_argument("--device", action="append", default=[], metavar="DEV",
@@ -58,7 +59,11 @@ def _common(p: argparse.ArgumentParser, *, profile: str = "report") -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line; building it imports no torch (`actverify check`'s parent never does)."""
+    """The command line; building it imports no torch (`actverify check`'s parent never does).
+    Hypothesis (the profiles) is imported here, not when this module is: `main` starts the
+    check's first worker before that."""
+    from actverify.profiles import PROFILES
+
     parser = _Parser(prog="actverify", description=__doc__.split("\n\n")[0])
     from actverify import __version__
 
