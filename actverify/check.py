@@ -10,9 +10,10 @@ exits, crashes and calls stuck in C become findings and the run goes on.  A call
 cannot be imported by name runs in this process (`isolate=False`).
 
 The supervised mode imports no torch in this process: its workers check the names, plan and
-run (each imports torch once, about 1.5 s of CPU on a 2-core x86 machine with torch 2.13.0
-CPU), and this process keeps the report from plain data.  Its workers are started before it
-waits for anything, so that their imports run side by side.
+run (they are forked from one process that imports torch once, about 1.5 s of CPU on a
+2-core x86 machine with torch 2.13.0 CPU: actverify/isolation.py), and this process keeps
+the report from plain data.  The fork server starts before the command line is parsed, and
+all workers before this process waits for the first plan.
 """
 
 from __future__ import annotations
@@ -147,9 +148,11 @@ def _supervised(source: str, *, activation: str | None, dtypes: list[str] | None
 
 
 MAX_CHECK_WORKERS = 4
-# Property runs a worker must take over to pay for itself: each worker imports torch (about
-# 1.5 s of CPU on a 2-core x86 machine with torch 2.13.0 CPU), as much as about 40 runs of the
-# `check` profile (93 runs took 3.6 s there); a check of a few properties keeps one worker.
+# Property runs a worker must take over to pay for itself.  A forked worker imports nothing,
+# but warms up on its own (first calls, caches): the second worker of the 93-run check cost
+# about 1 s of CPU more than one worker did, measured under load on a 2-core x86 machine with
+# torch 2.13.0 CPU (where 93 runs took 3.6 s idle): as much as about 25-40 runs of the `check`
+# profile; a check of a few properties keeps one worker.
 RUNS_PER_WORKER = 40
 
 
