@@ -9,6 +9,7 @@
     actverify targets
     actverify gpu-check OUT [--device DEV]
     actverify isa [--activation NAME]... [--dtype D]... [--capability C]... [--json PATH]
+                  [--threads N]
     actverify replay PATH [--root DIR]
     actverify --version
     actverify fuzz --minutes M [--workers N] [--target T=ACT]... [--db URL] [--read-only-db]
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "default every one supported")
     isa.add_argument("--forward-only", action="store_true", help="skip the backward passes")
     isa.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    add_threads_argument(isa, work="sweep")  # 2^20-element passes: threads pay
     sub.add_parser("targets", help="list PyTorch's entry points and registered kernels")
     gpu = sub.add_parser("gpu-check", help="run the CUDA checks (a no-op report without a GPU)")
     gpu.add_argument("out", help="folder for summary.json, summary.md and the reports")
@@ -274,7 +276,7 @@ def _main(argv: Sequence[str] | None) -> int:
             from actverify.threads import apply as apply_threads
 
             apply_threads(threads=args.threads,
-                          work="sweep" if args.command == "sweep" else "properties")
+                          work="sweep" if args.command in ("sweep", "isa") else "properties")
         if args.command == "fuzz":
             from actverify.fuzz import run_args
 
