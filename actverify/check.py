@@ -126,6 +126,7 @@ def _supervised(source: str, *, activation: str | None, dtypes: list[str] | None
 
     started = workers_to_start(workers, properties=names, dtypes=dtypes, devices=devices)
     prestart(started)
+    timeline.mark("parent ready")  # what follows waits for the workers
     with contextlib.ExitStack() as stack:
         supervisors = []
         for _ in range(started):
@@ -135,7 +136,6 @@ def _supervised(source: str, *, activation: str | None, dtypes: list[str] | None
             stack.callback(made.close)
             made.launch()
             supervisors.append(made)
-        timeline.mark("parent ready")
         ready = supervisors[0].await_ready()  # names checked, the target imported, planned
         plan = ready.plan
         timeline.mark("plan")
@@ -187,8 +187,8 @@ def workers_to_start(workers: int | None, *, properties: list[str] | None,
 class Timeline:
     """When a check reached its steps, printed on stderr when ACTVERIFY_TIMELINE holds the
     Unix time its command was launched at (benchmarks/check_report.py sets it): seconds from
-    the launch, interpreter start-up included, to the parent being ready, the plan, the first
-    result and the end."""
+    the launch, interpreter start-up included, to the parent being ready (its own start-up
+    done: from there it waits for its workers), the plan, the first result and the end."""
 
     ENV = "ACTVERIFY_TIMELINE"
 
