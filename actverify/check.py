@@ -120,8 +120,9 @@ def _supervised(source: str, *, activation: str | None, dtypes: list[str] | None
                 devices: list[str] | None, policy: str, kink: str, profile: str,
                 names: list[str] | None, call_timeout: float, workers: int | None,
                 json_file: Path | None, console: Console, timeline: Timeline) -> Report:
-    """The check in supervised workers: all of them start now (their torch imports side by
-    side); the first to plan gives the plan, which says how many are kept."""
+    """The check in supervised workers: all of them are launched now (forked from the server
+    that imports torch once, elsewhere spawned side by side); the first to plan gives the
+    plan, which says how many are kept."""
     from actverify.isolation import Supervisor, prestart
 
     started = workers_to_start(workers, properties=names, dtypes=dtypes, devices=devices)
@@ -140,7 +141,7 @@ def _supervised(source: str, *, activation: str | None, dtypes: list[str] | None
         plan = ready.plan
         timeline.mark("plan")
         kept = supervisors[:check_workers(workers, plan)]
-        for extra in supervisors[len(kept):]:  # a small plan: their imports would not pay
+        for extra in supervisors[len(kept):]:  # a small plan: their warm-up would not pay
             extra.close()
         return _run(plan, [s.run for s in kept], json_file=json_file,
                     devices_given=devices is not None, devices_present=ready.devices,
@@ -149,10 +150,11 @@ def _supervised(source: str, *, activation: str | None, dtypes: list[str] | None
 
 MAX_CHECK_WORKERS = 4
 # Property runs a worker must take over to pay for itself.  A forked worker imports nothing,
-# but warms up on its own (first calls, caches): the second worker of the 93-run check cost
-# about 1 s of CPU more than one worker did, measured under load on a 2-core x86 machine with
-# torch 2.13.0 CPU (where 93 runs took 3.6 s idle): as much as about 25-40 runs of the `check`
-# profile; a check of a few properties keeps one worker.
+# but warms up on its own (first calls, caches): the second worker of the 93-run check cost up
+# to about 1 s of CPU more than one worker did, measured under load on a 2-core x86 machine
+# with torch 2.13.0 CPU, where the 93 runs cost 3.6 s: about 25 runs' worth.  (A spawned
+# worker, where there is no fork, also imports torch: about 40 runs' worth.)  A check of a
+# few properties keeps one worker.
 RUNS_PER_WORKER = 40
 
 
