@@ -291,6 +291,9 @@ class _Forked:
 
 
 class _ForkServer:
+    """The fork server, seen from the parent: one request at a time over its pipe (fork a
+    worker, passing it its pipe; how did a worker end)."""
+
     def __init__(self) -> None:
         self.proc, self._conn = _spawn(fork_server=True)
         self.environment = _environment()
