@@ -115,6 +115,25 @@ def test_names_written_out_for_the_command_line_match_their_sources() -> None:
     assert names.KINKS == accuracy.KINKS
 
 
+def test_check_starts_as_many_workers_as_its_plan_can_keep(monkeypatch) -> None:
+    from actverify import check
+    from actverify.planned import Plan, PlannedSubject
+
+    monkeypatch.setattr(check, "available_cores", lambda: 2)
+    start = check.workers_to_start
+    assert start(None, properties=None, dtypes=None, devices=None) == 2
+    assert start(3, properties=None, dtypes=None, devices=None) == 3  # as asked
+    # A few named properties cannot reach RUNS_PER_WORKER runs per worker: one.
+    assert start(None, properties=["range"], dtypes=None, devices=None) == 1
+    many = [f"p{i}" for i in range(check.RUNS_PER_WORKER)]
+    assert start(None, properties=many, dtypes=["float32"], devices=["cpu"]) == 1
+    assert start(None, properties=many, dtypes=["float32", "float64"], devices=["cpu"]) == 2
+    subject = PlannedSubject("float32", "cpu", True, tuple(many))
+    plan = Plan("k", "sigmoid", None, True, (subject,) * 2)
+    assert check.check_workers(None, plan) == 2 and check.check_workers(1, plan) == 1
+    assert check.check_workers(None, Plan("k", "sigmoid", None, True, (subject,))) == 1
+
+
 def test_the_check_parent_never_imports_torch(tmp_path: Path) -> None:
     # Its workers do (one import each); a second one in the parent cost about 1.5 s of CPU
     # beside theirs.  A fresh interpreter, as the command runs.
