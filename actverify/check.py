@@ -8,31 +8,36 @@ present.  What it declares it does not support is reported as not checked, never
 By default a kernel given by name runs in a supervised worker process (actverify/isolation.py):
 exits, crashes and calls stuck in C become findings and the run goes on.  A callable that
 cannot be imported by name runs in this process (`isolate=False`).
+
+The supervised mode imports no torch in this process: its workers check the names, plan and
+run (they are forked from one process that imports torch once, about 1.5 s of CPU on a
+2-core x86 machine with torch 2.13.0 CPU: actverify/isolation.py), and this process keeps
+the report from plain data.  The fork server starts before the command line is parsed, and
+all workers before this process waits for the first plan.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from rich.console import Console
 
-from actverify.accuracy import policy_named
-from actverify.devices import available_devices, resolve_device
-from actverify.dtypes import DTYPE_NAMES, float_format
 from actverify.errors import UsageError
+from actverify.outcomes import Outcome
 from actverify.outputs import writable_file
-from actverify.parallel import check_worker_count
-from actverify.plan import Plan, plan_check, subject_for
+from actverify.planned import Plan
 from actverify.progress import progress
 from actverify.profiles import chosen_profile, profile_settings
-from actverify.properties import all_properties
 from actverify.report import Report
-from actverify.runner import Outcome, run_property
-from actverify.targets import Target, as_target, check_reference
+from actverify.targets import Target, check_reference
+from actverify.threads import available_cores, check_worker_count
 
 DEFAULT_TIMEOUT = 60.0  # seconds per call of the kernel
 
@@ -61,18 +66,14 @@ def check(kernel: Callable | str | Target, *, activation: str | None = None,
     processes sharing the properties (default: one per core, at most MAX_CHECK_WORKERS and
     one per RUNS_PER_WORKER planned runs).
     """
+    timeline = Timeline.from_env()
     call_timeout = check_timeout(call_timeout)
     check_worker_count(workers)
-    chosen_dtypes = [float_format(d).name for d in dtypes] if dtypes else list(DTYPE_NAMES)
-    chosen_devices = [resolve_device(d) for d in devices] if devices else list(available_devices())
-    pol = policy_named(policy, kink=kink)
+    dtypes = list(dtypes) if dtypes else None
+    devices = list(devices) if devices else None
     profile = profile or chosen_profile("check")
     settings = profile_settings(profile)
     names = list(properties) if properties else None
-    known = all_properties()
-    for name in names or ():
-        if name not in known:
-            raise UsageError(f"unknown property {name!r}; use one of {', '.join(known)}")
     json_file = writable_file(json_path, option="--json") if json_path else None
     source = kernel if isinstance(kernel, str) else getattr(kernel, "source", None)
     if isolate is None:
@@ -82,51 +83,138 @@ def check(kernel: Callable | str | Target, *, activation: str | None = None,
                          "pass it as 'module:attr' or 'path/file.py:attr', or isolate=False")
     console = console or Console(stderr=True)
     if isolate:
-        from actverify.isolation import Supervisor
-
         check_reference(source)  # what can be told without running the kernel's code
-        with contextlib.ExitStack() as stack:
-            def supervisor() -> Supervisor:
-                made = Supervisor(source=source, activation=activation, policy=policy,
-                                  kink=kink, profile=profile, call_timeout=call_timeout,
-                                  dtypes=chosen_dtypes, devices=chosen_devices,
-                                  properties=names)
-                stack.callback(made.close)
-                return made
+        return _supervised(source, activation=activation, dtypes=dtypes, devices=devices,
+                           policy=policy, kink=kink, profile=profile, names=names,
+                           call_timeout=call_timeout, workers=workers, json_file=json_file,
+                           console=console, timeline=timeline)
+    # In this process: the names are checked here, before any work.
+    from actverify.accuracy import policy_named
+    from actverify.devices import available_devices, resolve_device
+    from actverify.dtypes import DTYPE_NAMES, float_format
+    from actverify.plan import plan_check, subject_for
+    from actverify.properties import all_properties
+    from actverify.runner import run_property
+    from actverify.targets import as_target
 
-            first = supervisor().__enter__()  # imports the target and plans the check
-            # The others start their worker on their first property, side by side with the
-            # first one's runs.
-            others = [supervisor() for _ in range(check_workers(workers, first.plan) - 1)]
-            return _run(first.plan, [first.run] + [o.run for o in others],
-                        json_file=json_file, devices_given=bool(devices), console=console)
+    chosen_dtypes = [float_format(d).name for d in dtypes] if dtypes else list(DTYPE_NAMES)
+    chosen_devices = [resolve_device(d) for d in devices] if devices else list(available_devices())
+    pol = policy_named(policy, kink=kink)
+    props = all_properties()
+    for name in names or ():
+        if name not in props:
+            raise UsageError(f"unknown property {name!r}; use one of {', '.join(props)}")
     target = as_target(kernel, activation)
     plan = plan_check(target, dtypes=chosen_dtypes, devices=chosen_devices, properties=names)
-    props = all_properties()
 
     def run_here(dtype: str, device: str, name: str) -> Outcome:
         return run_property(props[name], subject_for(target, dtype, device, pol),
                             settings=settings, call_timeout=call_timeout)
 
-    return _run(plan, [run_here], json_file=json_file, devices_given=bool(devices),
-                console=console)
+    timeline.mark("parent ready")
+    return _run(plan, [run_here], json_file=json_file, devices_given=devices is not None,
+                devices_present=available_devices(), console=console, timeline=timeline)
+
+
+def _supervised(source: str, *, activation: str | None, dtypes: list[str] | None,
+                devices: list[str] | None, policy: str, kink: str, profile: str,
+                names: list[str] | None, call_timeout: float, workers: int | None,
+                json_file: Path | None, console: Console, timeline: Timeline) -> Report:
+    """The check in supervised workers: all of them are launched now (forked from the server
+    that imports torch once, elsewhere spawned side by side); the first to plan gives the
+    plan, which says how many are kept."""
+    from actverify.isolation import Supervisor, prestart
+
+    started = workers_to_start(workers, properties=names, dtypes=dtypes, devices=devices)
+    prestart(started)
+    timeline.mark("parent ready")  # what follows waits for the workers
+    with contextlib.ExitStack() as stack:
+        supervisors = []
+        for _ in range(started):
+            made = Supervisor(source=source, activation=activation, policy=policy, kink=kink,
+                              profile=profile, call_timeout=call_timeout, dtypes=dtypes,
+                              devices=devices, properties=names)
+            stack.callback(made.close)
+            made.launch()
+            supervisors.append(made)
+        ready = supervisors[0].await_ready()  # names checked, the target imported, planned
+        plan = ready.plan
+        timeline.mark("plan")
+        kept = supervisors[:check_workers(workers, plan)]
+        for extra in supervisors[len(kept):]:  # a small plan: their warm-up would not pay
+            extra.close()
+        return _run(plan, [s.run for s in kept], json_file=json_file,
+                    devices_given=devices is not None, devices_present=ready.devices,
+                    console=console, timeline=timeline)
 
 
 MAX_CHECK_WORKERS = 4
-# Property runs a worker must take over to pay for itself: each worker imports torch (about
-# 1.5 s of CPU on a 2-core x86 machine with torch 2.13.0 CPU), as much as about 40 runs of the
-# `check` profile (93 runs took 3.6 s there); a check of a few properties keeps one worker.
+# Property runs a worker must take over to pay for itself.  A forked worker imports nothing,
+# but warms up on its own (first calls, caches): the second worker of the 93-run check cost up
+# to about 1 s of CPU more than one worker did, measured under load on a 2-core x86 machine
+# with torch 2.13.0 CPU, where the 93 runs cost 3.6 s: about 25 runs' worth.  (A spawned
+# worker, where there is no fork, also imports torch: about 40 runs' worth.)  A check of a
+# few properties keeps one worker.
 RUNS_PER_WORKER = 40
 
 
 def check_workers(workers: int | None, plan: Plan) -> int:
     """How many supervised workers share a check: `workers`, else one per available core, at
     most MAX_CHECK_WORKERS and one per RUNS_PER_WORKER planned runs (docs/performance.md)."""
-    from actverify.threads import available_cores
-
     if workers is None:
         workers = min(available_cores(), MAX_CHECK_WORKERS, plan.size // RUNS_PER_WORKER)
     return max(1, min(workers, plan.size))
+
+
+# Per property, dtype and device, the most runs a plan can hold; the devices of a check that
+# names none: the CPU and at most one more (a GPU), as `available_devices` finds them.
+_MOST_DTYPES, _MOST_DEVICES = 4, 2
+
+
+def workers_to_start(workers: int | None, *, properties: list[str] | None,
+                     dtypes: list[str] | None, devices: list[str] | None) -> int:
+    """How many workers to start before the plan is known (check_workers says how many are
+    kept once it is): `workers`, else as many as check_workers can keep; a check of named
+    properties whose plan cannot reach RUNS_PER_WORKER runs per worker starts fewer."""
+    if workers is not None:
+        return workers
+    most = min(available_cores(), MAX_CHECK_WORKERS)
+    if properties:
+        runs = (len(properties) * (len(dtypes) if dtypes else _MOST_DTYPES)
+                * (len(devices) if devices else _MOST_DEVICES))
+        most = min(most, runs // RUNS_PER_WORKER)
+    return max(1, most)
+
+
+class Timeline:
+    """When a check reached its steps, printed on stderr when ACTVERIFY_TIMELINE holds the
+    Unix time its command was launched at (benchmarks/check_report.py sets it): seconds from
+    the launch, interpreter start-up included, to the parent being ready (its own start-up
+    done: from there it waits for its workers), the plan, the first result and the end."""
+
+    ENV = "ACTVERIFY_TIMELINE"
+
+    def __init__(self, launched: float | None) -> None:
+        self.launched = launched
+        self.marks: dict[str, float] = {}
+
+    @classmethod
+    def from_env(cls) -> "Timeline":
+        text = os.environ.get(cls.ENV, "").strip()
+        try:
+            return cls(float(text) if text else None)
+        except ValueError:
+            raise UsageError(f"{cls.ENV}={text!r} must be a Unix time in seconds "
+                             "(time.time() when the command was launched)") from None
+
+    def mark(self, step: str) -> None:
+        if self.launched is not None and step not in self.marks:
+            self.marks[step] = time.time() - self.launched
+
+    def print(self) -> None:
+        if self.launched is not None:
+            print("timeline: " + ", ".join(f"{k} {v:.3f} s" for k, v in self.marks.items()),
+                  file=sys.stderr, flush=True)
 
 
 Run = Callable[[str, str, str], Outcome]  # (dtype, device, property) -> its outcome
@@ -180,13 +268,13 @@ def _outcomes(items: list[tuple[str, str, str]], runs: list[Run]) -> Iterator[It
 
 
 def _run(plan: Plan, runs: list[Run], *, json_file: Path | None, devices_given: bool,
-         console: Console) -> Report:
+         devices_present: Iterable[str], console: Console, timeline: Timeline) -> Report:
     """Run the plan on `runs` (each gives the outcome of one property; several run side by
     side), keeping the report in plan order; SIGINT or SIGTERM stop it with what was gathered
     (the report says what did not run)."""
     report = Report(json_path=json_file, target=plan.target, activation=plan.activation,
                     planned=plan.size)
-    if not devices_given and "cuda" not in available_devices():
+    if not devices_given and "cuda" not in devices_present:
         report.skip("no CUDA device present", device="cuda")
     if plan.limits:
         report.skip(f"declared by the target: {plan.limits}")
@@ -199,7 +287,10 @@ def _run(plan: Plan, runs: list[Run], *, json_file: Path | None, devices_given: 
     with report.running(), _outcomes(items, runs) as outcomes, \
             progress(total=plan.size, label="checking", console=console) as bar:
         for outcome in outcomes:
+            timeline.mark("first result")
             bar.describe(f"{plan.target} {outcome.dtype} {outcome.device}")
             report.add(outcome)
             bar()
+    timeline.mark("done")
+    timeline.print()
     return report

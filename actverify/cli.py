@@ -9,6 +9,7 @@
     actverify targets
     actverify gpu-check OUT [--device DEV]
     actverify isa [--activation NAME]... [--dtype D]... [--capability C]... [--json PATH]
+                  [--threads N]
     actverify replay PATH [--root DIR]
     actverify --version
     actverify fuzz --minutes M [--workers N] [--target T=ACT]... [--db URL] [--read-only-db]
@@ -28,8 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from actverify.errors import Interrupted, UsageError
+from actverify.names import DTYPE_NAMES, KINKS, POLICY_NAMES
 from actverify.outputs import writable_file
-from actverify.profiles import PROFILES
 from actverify.threads import add_argument as add_threads_argument
 
 
@@ -39,16 +40,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser, *, profile: str = "report") -> None:
-    from actverify.accuracy import POLICIES
-    from actverify.dtypes import DTYPE_NAMES
+    from actverify.profiles import PROFILES
 
     p.add_argument("--dtype", action="append", default=[], metavar="D",
                    help=f"dtype to check, repeatable ({', '.join(DTYPE_NAMES)}); default all")
     p.add_argument("--device", action="append", default=[], metavar="DEV",
                    help="device to check, repeatable; default every device present")
-    p.add_argument("--policy", default="default", choices=sorted(POLICIES),
+    p.add_argument("--policy", default="default", choices=sorted(POLICY_NAMES),
                    help="accuracy policy (docs/accuracy.md)")
-    p.add_argument("--kink", default="pytorch", choices=["pytorch", "math"],
+    p.add_argument("--kink", default="pytorch", choices=list(KINKS),
                    help="derivative at a kink: PyTorch's value (relu'(0) = 0), or any "
                         "subgradient (math)")
     p.add_argument("--profile", default=None, choices=sorted(PROFILES),
@@ -60,7 +60,10 @@ def _common(p: argparse.ArgumentParser, *, profile: str = "report") -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from actverify.accuracy import POLICIES
+    """The command line; building it imports no torch (`actverify check`'s parent never does).
+    Hypothesis (the profiles) is imported here, not when this module is: `main` starts the
+    check's first worker before that."""
+    from actverify.profiles import PROFILES
 
     parser = _Parser(prog="actverify", description=__doc__.split("\n\n")[0])
     from actverify import __version__
@@ -107,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--range", dest="bit_range", metavar="LO:HI",
                        help="bit-pattern range for float32, e.g. 0x3f800000:0x40000000")
     sweep.add_argument("--all-float32", action="store_true", help="all 2^32 float32 inputs")
-    sweep.add_argument("--policy", default="default", choices=sorted(POLICIES))
-    sweep.add_argument("--kink", default="pytorch", choices=["pytorch", "math"],
+    sweep.add_argument("--policy", default="default", choices=sorted(POLICY_NAMES))
+    sweep.add_argument("--kink", default="pytorch", choices=list(KINKS),
                        help="derivative at a kink: PyTorch's value, or any subgradient (math)")
     sweep.add_argument("--out", metavar="DIR", help="write the report, plots and JSON here")
     sweep.add_argument("--format", default="html", choices=["html", "md"],
@@ -123,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "default every one supported")
     isa.add_argument("--forward-only", action="store_true", help="skip the backward passes")
     isa.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    add_threads_argument(isa, work="sweep")  # 2^20-element passes: threads pay
     sub.add_parser("targets", help="list PyTorch's entry points and registered kernels")
     gpu = sub.add_parser("gpu-check", help="run the CUDA checks (a no-op report without a GPU)")
     gpu.add_argument("out", help="folder for summary.json, summary.md and the reports")
@@ -244,8 +248,9 @@ def _run_targets() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["check"] and "--no-isolate" not in given:
-        # Its supervised worker starts first, so that it imports torch while this process
-        # does (actverify/isolation.py: prestart); unused (a usage error), it is stopped.
+        # Its first supervised worker starts before anything else, so that its torch import
+        # begins at once (actverify/isolation.py: prestart; the check starts the others once
+        # it knows how many); unused (a usage error), it is stopped.
         from actverify.isolation import discard_prestarted, prestart
 
         prestart()
@@ -263,11 +268,15 @@ def _main(argv: Sequence[str] | None) -> int:
         if DATABASE_ERROR:  # a malformed ACTVERIFY_DB
             raise UsageError(DATABASE_ERROR)
         args = build_parser().parse_args(argv)
-        if hasattr(args, "threads") and args.command != "fuzz":  # fuzz: its workers' count
+        if args.command == "check" and args.isolate:  # torch is its workers' to import
+            from actverify.threads import export as export_threads
+
+            export_threads(threads=args.threads)
+        elif hasattr(args, "threads") and args.command != "fuzz":  # fuzz: its workers' count
             from actverify.threads import apply as apply_threads
 
             apply_threads(threads=args.threads,
-                          work="sweep" if args.command == "sweep" else "properties")
+                          work="sweep" if args.command in ("sweep", "isa") else "properties")
         if args.command == "fuzz":
             from actverify.fuzz import run_args
 

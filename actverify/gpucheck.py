@@ -83,7 +83,11 @@ def _suite_part(activation: str, device: str, dtypes: tuple[str, ...] | None,
     from actverify.report import Report
     from actverify.targets import all_builtin_targets
 
-    torch.set_num_threads(1)  # parallelism is in the processes (docs/performance.md)
+    from actverify.threads import apply as apply_threads
+
+    # Property checking's count: --threads, as OMP_NUM_THREADS from the command (inherited by
+    # a worker process), else one: parallelism is in the processes (docs/performance.md).
+    apply_threads(work="properties", export=False)
     targets = all_builtin_targets([activation])
     report = Report.run(targets if entry_points else targets[:1], dtypes=dtypes,
                         devices=[device], settings=profile_settings(profile),

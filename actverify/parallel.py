@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 from hypothesis import settings as Settings
 
-from actverify.errors import UsageError
 from actverify.properties import Property, Subject
 from actverify.runner import Outcome, run_property
-from actverify.threads import available_cores
+from actverify.threads import available_cores, check_worker_count
 
 # The work of the running `run_all`, inherited by its forked workers.
 _WORK: Sequence[tuple[Property, Subject]] = ()
@@ -41,13 +40,6 @@ def _ignore_signals_in_worker() -> None:
     its report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def check_worker_count(workers: int | None) -> None:
-    """A `--workers` value must be a positive integer (None: the command's default)."""
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise UsageError(f"--workers must be a positive integer, got {workers!r}")
 
 
 def default_workers(n_items: int) -> int:

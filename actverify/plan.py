@@ -6,7 +6,8 @@ their work from `plan_subjects`.
 A plan for one target (`plan_check`) is made where the target is imported: in the calling
 process for the in-process mode, in the worker for the supervised one
 (actverify/isolation.py), whose parent never runs the kernel's code.  It is plain data (names,
-no tensors, no callables), so it crosses the process boundary as it is.
+no tensors, no callables: actverify/planned.py, which imports no torch), so it crosses the
+process boundary as it is.
 """
 
 from __future__ import annotations
@@ -14,54 +15,20 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from actverify.accuracy import to_reference
 from actverify.dtypes import DTYPE_NAMES, float_format
+from actverify.planned import UNDECLARED, Plan, PlannedSubject  # noqa: F401 (plain data)
 from actverify.properties import Subject, properties_for
 
 if TYPE_CHECKING:
     from actverify.accuracy import Policy
     from actverify.properties import Property
     from actverify.targets import Target
-
-#: Why a subject outside what its target declares is not run (reports and JSON say this).
-UNDECLARED = "outside what the target declares"
-
-
-@dataclass(frozen=True)
-class PlannedSubject:
-    dtype: str
-    device: str
-    supported: bool  # inside what the target declares
-    properties: tuple[str, ...]  # the applicable ones, in order, whether supported or not
-
-    @property
-    def to_run(self) -> tuple[str, ...]:
-        """What runs: the applicable properties of a supported subject, else nothing."""
-        return self.properties if self.supported else ()
-
-    @property
-    def why_not(self) -> str | None:
-        """Why nothing runs on this subject (None: it runs)."""
-        return None if self.supported else UNDECLARED
-
-
-@dataclass(frozen=True)
-class Plan:
-    target: str  # its name, for reports
-    activation: str
-    limits: str | None
-    backward: bool
-    subjects: tuple[PlannedSubject, ...] = field(default_factory=tuple)
-
-    @property
-    def size(self) -> int:
-        return sum(len(s.to_run) for s in self.subjects)
-
 
 def plan_subjects(target: Target, *, dtypes: Sequence[str] | None = None,
                   devices: Sequence[str] | None = None,

@@ -19,16 +19,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from actverify.errors import Interrupted
-from actverify.parallel import run_all
-from actverify.plan import plan_work
+from actverify.outcomes import Outcome, format_failure
 from actverify.progress import progress
-from actverify.runner import Outcome, format_failure, run_property
-from actverify.targets import Target
+
+if TYPE_CHECKING:  # torch-free at import: `actverify check`'s supervising parent keeps a report
+    from actverify.targets import Target
 
 SCHEMA_VERSION = 1
 
@@ -116,6 +117,10 @@ class Report:
             workers: int | None = 1) -> "Report":
         """Every applicable property on every (target, dtype, device), on `workers` processes
         (None: one per available core; actverify.parallel)."""
+        from actverify.parallel import run_all
+        from actverify.plan import plan_work
+        from actverify.runner import run_property
+
         work = plan_work(targets, dtypes=dtypes, devices=devices, policy=policy)
         report = cls(json_path=json_path, planned=len(work))
         console = console or Console(stderr=True)

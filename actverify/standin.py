@@ -137,9 +137,11 @@ def _handle(req: dict, cache: dict) -> dict:
 def serve() -> None:
     """The child's loop: requests on stdin, answers on the original stdout (a kernel that
     prints writes to stderr instead, so it cannot corrupt the answers)."""
+    from actverify.threads import resolve
+
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    torch.set_num_threads(1)
+    torch.set_num_threads(resolve(work="properties"))  # OMP_NUM_THREADS, from the parent
     cache: dict = {}
     while (req := _receive(sys.stdin.buffer)) is not None:
         try:
@@ -157,8 +159,12 @@ class _Child:
 
     def __init__(self, capability: str) -> None:
         self.capability = capability
-        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "OMP_NUM_THREADS": "1",
-               CHILD_FLAG: "1"}
+        from actverify.threads import ENV_VAR, resolve
+
+        # The parent's thread count (its command's --threads, else property checking's one
+        # thread; `actverify isa`'s default is every core: its passes are 2^20 elements).
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability,
+               ENV_VAR: str(resolve(work="properties")), CHILD_FLAG: "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "actverify.standin"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 

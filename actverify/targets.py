@@ -3,6 +3,10 @@ activation (see `ActivationSpec.signature`), plus what it declares about itself.
 
 Targets are separate from properties (what must hold): the same properties run against
 PyTorch's entry points, a Triton kernel or a C++ extension.
+
+Importing this module imports no torch (the specs and formats are imported where used):
+`actverify check`'s supervising parent checks a target's text form (`check_reference`) and
+never imports torch itself.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from actverify.dtypes import DTYPE_NAMES, FloatFormat, float_format
 from actverify.errors import UsageError
-from actverify.spec import ActivationSpec, get_spec, registry
+
+if TYPE_CHECKING:
+    import torch
+
+    from actverify.dtypes import FloatFormat
+    from actverify.spec import ActivationSpec
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,8 @@ class Target:
 
     @property
     def spec(self) -> ActivationSpec:
+        from actverify.spec import get_spec
+
         return get_spec(self.activation)
 
     def accepts(self, params: dict, ndim: int, *, backward: bool = False) -> bool:
@@ -68,6 +77,8 @@ def builtin_targets(spec: ActivationSpec) -> tuple[Target, ...]:
 
 
 def all_builtin_targets(activations: Iterable[str] | None = None) -> tuple[Target, ...]:
+    from actverify.spec import get_spec, registry
+
     names = list(activations) if activations else list(registry())
     return tuple(t for name in names for t in builtin_targets(get_spec(name)))
 
@@ -130,6 +141,8 @@ def declare(fn: Callable | None = None, *, dtypes: Iterable[str] | None = None,
                 "devices": list(devices) if devices else None, "softmax_dims": softmax_dims,
                 "backward": backward, "inplace": inplace, "params": params, "limits": limits,
                 "max_elements": max_elements}
+    from actverify.dtypes import float_format
+
     for d in declared["dtypes"] or ():
         float_format(d)  # fail early on a typo
 
@@ -159,6 +172,9 @@ def target_from_callable(fn: Callable, activation: str, *, name: str | None = No
                          source: str | None = None) -> Target:
     """A target for any callable with the functional signature of `activation`, honouring
     what it declared with `declare` (dtypes, devices, softmax dims, backward, in place)."""
+    from actverify.dtypes import float_format
+    from actverify.spec import get_spec
+
     spec = get_spec(activation)
     if not callable(fn):
         raise UsageError(f"target {name or fn!r} is not callable (it is a {type(fn).__name__})")
@@ -220,7 +236,7 @@ def check_reference(reference: str) -> None:
     """What can be told about a target's text form without running any of its code: UsageError
     for a malformed reference, a builtin that does not exist, a missing file or package."""
     if reference.startswith("builtin:"):
-        resolve_target(reference)
+        _builtin_parts(reference)  # its activation and entry point: by the spec, in the worker
         return
     if reference in registered_targets():
         return
@@ -257,6 +273,8 @@ def resolve_target(reference: str, activation: str | None = None) -> Target:
     """A target from its text form: 'builtin:ACT:ENTRY', a registered entry-point name, or an
     import path ('package.module:attr', 'path/file.py:attr') with an activation."""
     if reference.startswith("builtin:"):
+        from actverify.spec import get_spec
+
         _, act, entry = _builtin_parts(reference)
         for t in builtin_targets(get_spec(act)):
             if t.name == entry:
@@ -276,4 +294,4 @@ def resolve_target(reference: str, activation: str | None = None) -> Target:
 
 
 __all__ = ["Target", "builtin_targets", "all_builtin_targets", "resolve_target", "declare",
-           "target_from_callable", "registered_targets", "DTYPE_NAMES"]
+           "target_from_callable", "registered_targets"]

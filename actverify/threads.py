@@ -65,6 +65,13 @@ def check_threads(threads: int | None) -> int | None:
     return threads
 
 
+def check_worker_count(workers: int | None) -> None:
+    """A `--workers` value must be a positive integer (None: the command's default)."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise UsageError(f"--workers must be a positive integer, got {workers!r}")
+
+
 def resolve(*, threads: int | None = None, work: Work = "properties",
             environ: MutableMapping[str, str] | None = None) -> int:
     """The intra-op thread count for `work`: `threads` if given, else OMP_NUM_THREADS if set,
@@ -91,6 +98,15 @@ def apply(*, threads: int | None = None, work: Work = "properties",
         torch.set_num_threads(n)
     if export:
         os.environ[ENV_VAR] = str(n)
+    return n
+
+
+def export(*, threads: int | None = None, work: Work = "properties") -> int:
+    """Resolve the count for `work` and export it as OMP_NUM_THREADS, without importing torch:
+    for a process that leaves torch to the processes it starts (`actverify check`'s supervising
+    parent); torch reads the variable when it is imported.  Returns it."""
+    n = resolve(threads=threads, work=work)
+    os.environ[ENV_VAR] = str(n)
     return n
 
 

@@ -1,6 +1,7 @@
 """`actverify check` and `actverify report` wall time: idle against loaded, and by worker count.
 
     .venv/bin/python benchmarks/check_report.py                  # check + one activation's report
+    .venv/bin/python benchmarks/check_report.py --check-only     # the check's figures alone
     .venv/bin/python benchmarks/check_report.py --full-report    # also every activation (slow)
 
 Every figure is printed beside its baseline measured in the same run, as a ratio, so that a
@@ -9,7 +10,11 @@ CPU-bound competitor the script starts itself runs (busy_machine.competitor), an
 
 1. check: `actverify check torch.special:expit --activation sigmoid` (four dtypes, forward
    and backward, the `check` profile) with its default supervised workers (one per core, at
-   most 4) and with `--workers 1`; target: at most 3 s idle on 2 cores.
+   most 4) and with `--workers 1`; target: at most 3 s idle on 2 cores.  Each run's
+   timeline (ACTVERIFY_TIMELINE, actverify/check.py) breaks the wall time down, from the
+   launch of the command: parent ready (its own start-up done, its workers started), plan
+   (the first worker has imported torch and the target and planned), first result, done
+   (the last result), exit; with the CPU seconds of the command and its workers.
 2. report workers: `actverify report --activation sigmoid --dtype float32` with `--workers 1`
    and `--workers 2`, idle and loaded: the speed-up of the pool.
 3. with --full-report: `actverify report` of every activation (2,432 property runs) with its
@@ -19,15 +24,60 @@ CPU-bound competitor the script starts itself runs (busy_machine.competitor), an
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import re
+import resource
 import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from busy_machine import command, competitor, fmt, measure  # noqa: E402
 
 CHECK = ["check", "torch.special:expit", "--activation", "sigmoid"]
+STEPS = ("parent ready", "plan", "first result", "done", "exit", "cpu")
+
+
+def timed_check(argv: list[str]) -> dict[str, float]:
+    """One run of `actverify check` with its timeline: seconds from the launch to each step
+    (STEPS), and the CPU seconds of the command and the workers it started."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    launched = time.time()
+    done = subprocess.run([sys.executable, "-m", "actverify", *argv], text=True,
+                          env={**env, "ACTVERIFY_TIMELINE": repr(launched)},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    took = time.time() - launched
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"actverify {' '.join(argv)} exited {done.returncode}: "
+                         f"{done.stderr.strip()[-500:]}")
+    line = next((x for x in done.stderr.splitlines() if x.startswith("timeline: ")), "")
+    steps = {name: float(t) for name, t in re.findall(r"([a-z ]+?) ([0-9.]+) s", line[10:])}
+    # The command waits for its workers, and they are its children: RUSAGE_CHILDREN has them.
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {**{k.strip(): v for k, v in steps.items()}, "exit": took, "cpu": cpu}
+
+
+def check_breakdown(label: str, argv: list[str], repeats: int) -> dict[bool, dict[str, float]]:
+    """Medians of each step over `repeats` runs, idle and loaded; printed as they come."""
+    medians: dict[bool, dict[str, float]] = {}
+    for loaded in (False, True):
+        with competitor(loaded):
+            runs = [timed_check(argv) for _ in range(repeats)]
+        medians[loaded] = {k: statistics.median(r.get(k, float("nan")) for r in runs)
+                           for k in STEPS}
+        print(f"  {label:<22} "
+              f"{'loaded' if loaded else 'idle  '} "
+              + ", ".join(f"{k} {medians[loaded][k]:.2f} s" for k in STEPS[:-1])
+              + f"; cpu {medians[loaded]['cpu']:.2f} s (exit: {fmt([r['exit'] for r in runs])})",
+              flush=True)
+    print(f"  {'':<22} loaded/idle: " + ", ".join(
+        f"{k} {medians[True][k] / medians[False][k]:.2f}x" for k in STEPS), flush=True)
+    return medians
 
 
 def timed(runs: dict[str, list[str]], repeats: int) -> dict[tuple[str, bool], list[float]]:
@@ -55,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the dtype of the report-workers part (default float32)")
     parser.add_argument("--full-report", action="store_true",
                         help="also time the whole report (minutes per run)")
+    parser.add_argument("--check-only", action="store_true",
+                        help="only the check's breakdown (default workers and --workers 1)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -64,10 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     from actverify.threads import available_cores
 
     print(f"machine: {available_cores()} cores available, {platform.machine()}, "
-          f"torch {torch.__version__}; {args.repeats} repeats, medians (min-max)", flush=True)
+          f"torch {torch.__version__}; load average before: "
+          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; {args.repeats} repeats, "
+          f"medians (min-max)", flush=True)
+    print("check breakdown (seconds from the launch of the command):")
+    default = check_breakdown("check", CHECK, args.repeats)
+    one = check_breakdown("check --workers 1", [*CHECK, "--workers", "1"], args.repeats)
+    for loaded in (False, True):
+        print(f"  check exit, 1 worker / default workers, {'loaded' if loaded else 'idle'}: "
+              f"{one[loaded]['exit'] / default[loaded]['exit']:5.2f}x")
+    print(f"  check idle against its 3 s target: {default[False]['exit'] / 3:5.2f}x", flush=True)
+    if args.check_only:
+        return 0
     one = ["report", "--activation", args.activation, "--dtype", args.dtype]
-    runs = {"check": CHECK, "check --workers 1": [*CHECK, "--workers", "1"],
-            "report --workers 1": [*one, "--workers", "1"],
+    runs = {"report --workers 1": [*one, "--workers", "1"],
             "report --workers 2": [*one, "--workers", "2"]}
     if args.full_report:
         runs["report (all)"] = ["report"]
@@ -77,11 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<22} loaded/idle {ratio(t[name, True], t[name, False]):5.2f}x")
     for loaded in (False, True):
         state = "loaded" if loaded else "idle"
-        print(f"  check, 1 worker / default workers, {state}: "
-              f"{ratio(t['check --workers 1', loaded], t['check', loaded]):5.2f}x")
         print(f"  report {args.activation}, 1 worker / 2 workers, {state}: "
               f"{ratio(t['report --workers 1', loaded], t['report --workers 2', loaded]):5.2f}x")
-    print(f"  check idle against its 3 s target: {statistics.median(t['check', False]) / 3:5.2f}x")
     if args.full_report:
         print(f"  report (all) idle against its 60 s target: "
               f"{statistics.median(t['report (all)', False]) / 60:5.2f}x")

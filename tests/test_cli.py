@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import actverify.report
+import actverify.runner
 from actverify.cli import main
 from actverify.report import SCHEMA_VERSION
 from actverify.runner import Outcome
@@ -72,6 +72,13 @@ USAGE_ERRORS = [
                  id="missing-replay-file"),
     pytest.param(["check", "pkg.mod:fn", "--timeout", "0"],
                  "--timeout must be a finite positive number", id="bad-timeout"),
+    # Checked by the supervised worker (the parent imports no torch), still before any work.
+    pytest.param(["check", "torch.special:expit", "--activation", "sigmoid", "--dtype", "fp8"],
+                 "unknown dtype 'fp8'; use one of", id="check-unknown-dtype"),
+    pytest.param(["check", "builtin:sigmoid:nosuch"], "no entry point 'nosuch' for sigmoid",
+                 id="check-unknown-builtin-entry"),
+    pytest.param(["check", "builtin:swish:F.swish"], "unknown activation 'swish'",
+                 id="check-unknown-builtin-activation"),
 ]
 
 
@@ -100,6 +107,52 @@ def test_usage_error_through_python_dash_m() -> None:
         "error: unknown dtype 'fp8'; use one of float16, bfloat16, float32, float64"]
 
 
+def test_names_written_out_for_the_command_line_match_their_sources() -> None:
+    from actverify import accuracy, dtypes, names
+
+    assert names.DTYPE_NAMES == dtypes.DTYPE_NAMES
+    assert names.POLICY_NAMES == tuple(accuracy.POLICIES)
+    assert names.KINKS == accuracy.KINKS
+
+
+def test_check_starts_as_many_workers_as_its_plan_can_keep(monkeypatch) -> None:
+    import importlib
+
+    from actverify.planned import Plan, PlannedSubject
+
+    check = importlib.import_module("actverify.check")  # the module (actverify.check: the function)
+
+    monkeypatch.setattr(check, "available_cores", lambda: 2)
+    start = check.workers_to_start
+    assert start(None, properties=None, dtypes=None, devices=None) == 2
+    assert start(3, properties=None, dtypes=None, devices=None) == 3  # as asked
+    # A few named properties cannot reach RUNS_PER_WORKER runs per worker: one.
+    assert start(None, properties=["range"], dtypes=None, devices=None) == 1
+    many = [f"p{i}" for i in range(check.RUNS_PER_WORKER)]
+    assert start(None, properties=many, dtypes=["float32"], devices=["cpu"]) == 1
+    assert start(None, properties=many, dtypes=["float32", "float64"], devices=["cpu"]) == 2
+    subject = PlannedSubject("float32", "cpu", True, tuple(many))
+    plan = Plan("k", "sigmoid", None, True, (subject,) * 2)
+    assert check.check_workers(None, plan) == 2 and check.check_workers(1, plan) == 1
+    assert check.check_workers(None, Plan("k", "sigmoid", None, True, (subject,))) == 1
+
+
+def test_the_check_parent_never_imports_torch(tmp_path: Path) -> None:
+    # Its workers do (one import each); a second one in the parent cost about 1.5 s of CPU
+    # beside theirs.  A fresh interpreter, as the command runs.
+    script = ("import sys\nfrom actverify.cli import main\n"
+              "status = main(['check', 'torch.special:expit', '--activation', 'sigmoid', "
+              "'--dtype', 'float32', '--property', 'range', '--json', 'r.json'])\n"
+              "assert 'torch' not in sys.modules, 'the parent imported torch'\n"
+              "sys.exit(status)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=env)
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert strict_json((tmp_path / "r.json").read_text())["verdict"] == "conforms"
+
+
 def test_help_exits_0() -> None:
     with pytest.raises(SystemExit) as info, contextlib.redirect_stdout(io.StringIO()) as out:
         main(["report", "--help"])
@@ -119,13 +172,13 @@ def test_report_writes_the_json_report_after_every_outcome(
     # outcome (a run killed halfway keeps what it found).
     path = tmp_path / "report.json"
     seen: list[int | None] = []  # outcomes in the file when each property started
-    real = actverify.report.run_property
+    real = actverify.runner.run_property  # Report.run looks it up there when it runs
 
     def spy(*args: object, **kwargs: object) -> Outcome:
         seen.append(len(strict_json(path.read_text())["outcomes"]) if path.exists() else None)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(actverify.report, "run_property", spy)
+    monkeypatch.setattr(actverify.runner, "run_property", spy)
     monkeypatch.chdir(tmp_path)  # replay files (written on a failure) stay out of the repo
 
     run = run_main(["report", "--activation", "relu", "--dtype", "float32", "--device", "cpu",

@@ -176,6 +176,29 @@ def test_faults_that_end_or_stall_the_process_through_check(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("forks", [True, False], ids=["forked", "spawned"])
+def test_a_dead_worker_is_a_finding_and_replaced_forked_or_spawned(
+        forks: bool, tmp_path: Path, monkeypatch) -> None:
+    # Workers come from the fork server on Linux, else each is a fresh interpreter (the only
+    # way elsewhere): both must turn a death into the finding and carry on in a fresh worker.
+    import actverify
+    from actverify import isolation
+
+    monkeypatch.setattr(isolation, "FORKS", forks)
+    monkeypatch.chdir(tmp_path)
+    try:
+        report = actverify.check(f"{FAULTS}:os_exit", activation="sigmoid", dtypes=["float32"],
+                                 properties=["signature", "determinism"], workers=1,
+                                 json_path=tmp_path / "r.json")
+    finally:
+        isolation.discard_prestarted()  # this process's fork server, if any, ends here
+
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert report.exit_status == 1 and data["counts"]["failed"] == 2, data["counts"]
+    assert all("exit status 0" in f["failure"]["message"] for f in data["findings"])
+
+
+@pytest.mark.slow
 def test_every_fault_through_the_check_command(tmp_path: Path) -> None:
     results = _check_cli(list(CHECK_MATRIX), tmp_path)
 
