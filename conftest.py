@@ -39,3 +39,23 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[threads.ENV_VAR] = str(threads.resolve(work="properties"))
     except UsageError as exc:
         pytest.exit(f"actverify: {exc}", returncode=2)
+
+
+# Modules whose tests talk to the stand-in second device's child processes (actverify/standin.py:
+# one per CPU capability in each pytest process, each importing torch, about 2.3 s of CPU to
+# start).  They run first: xdist's worksteal hands each worker a contiguous share of the run and
+# steals from the end of a share, so the first worker runs them all and only it starts the
+# children.  A planted bug of an accelerator runs on the stand-in too.
+_STAND_IN_MODULES = ("tests/test_devices.py", "tests/test_isa.py", "properties/test_devices.py")
+
+
+def _uses_stand_in(item: pytest.Item) -> bool:
+    if item.nodeid.split("::", 1)[0] in _STAND_IN_MODULES:
+        return True
+    bug = getattr(getattr(item, "callspec", None), "params", {}).get("bug")
+    return getattr(bug, "device", "cpu") != "cpu"
+
+
+@pytest.hookimpl(tryfirst=True)  # before --actverify-order shuffles (actverify.fuzzing.shard)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not _uses_stand_in(item))  # stable: the rest keep their order
