@@ -16,6 +16,9 @@ from hypothesis import settings
 from actverify import profiles, threads
 from actverify.errors import UsageError
 
+# tests/test_plugin.py runs a user's test module in a pytest session of its own, in process.
+pytest_plugins = ["pytester"]
+
 try:
     settings.load_profile(profiles.chosen_profile("dev"))
 except UsageError:  # a misspelt ACTVERIFY_PROFILE: the plugin stops the run with status 2
