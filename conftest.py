@@ -8,10 +8,16 @@ short `dev` profile unless ACTVERIFY_PROFILE or --hypothesis-profile says otherw
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from hypothesis import settings
 
 from actverify import profiles, threads
 from actverify.errors import UsageError
+
+# tests/test_plugin.py runs a user's test module in a pytest session of its own, in process.
+pytest_plugins = ["pytester"]
 
 try:
     settings.load_profile(profiles.chosen_profile("dev"))
@@ -19,7 +25,40 @@ except UsageError:  # a misspelt ACTVERIFY_PROFILE: the plugin stops the run wit
     pass
 
 
-def pytest_configure(config) -> None:
+def _xdist_controller(config: pytest.Config) -> bool:
+    """True in the process that hands tests to xdist workers and runs none itself."""
+    return bool(config.getoption("numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
     # tests/ call kernels on example-sized tensors too: one intra-op thread per process, the
     # parallelism from xdist workers (actverify.threads).
-    threads.configure_pytest(config)
+    if not _xdist_controller(config):
+        threads.configure_pytest(config)
+        return
+    # The controller only exports the count that its workers inherit: importing torch here
+    # (about 2 s of CPU) would delay the start of every worker and check nothing.
+    try:
+        os.environ[threads.ENV_VAR] = str(threads.resolve(work="properties"))
+    except UsageError as exc:
+        pytest.exit(f"actverify: {exc}", returncode=2)
+
+
+# Modules whose tests talk to the stand-in second device's child processes (actverify/standin.py:
+# one per CPU capability in each pytest process, each importing torch, about 2.3 s of CPU to
+# start).  They run first: xdist's worksteal hands each worker a contiguous share of the run and
+# steals from the end of a share, so the first worker runs them all and only it starts the
+# children.  A planted bug of an accelerator runs on the stand-in too.
+_STAND_IN_MODULES = ("tests/test_devices.py", "tests/test_isa.py", "properties/test_devices.py")
+
+
+def _uses_stand_in(item: pytest.Item) -> bool:
+    if item.nodeid.split("::", 1)[0] in _STAND_IN_MODULES:
+        return True
+    bug = getattr(getattr(item, "callspec", None), "params", {}).get("bug")
+    return getattr(bug, "device", "cpu") != "cpu"
+
+
+@pytest.hookimpl(tryfirst=True)  # before --actverify-order shuffles (actverify.fuzzing.shard)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not _uses_stand_in(item))  # stable: the rest keep their order

@@ -91,15 +91,28 @@ def test_bad_shards_are_usage_errors(text: str) -> None:
     assert sharding.parse_shard(" 2 / 4 ") == (2, 4)
 
 
-def test_the_shard_option_selects_the_same_tests_as_the_hash() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "properties", "--collect-only", "-q",
-         "-p", "no:cacheprovider", "--actverify-shard", "2/3", "--actverify-order", "7"],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    collected = [line for line in proc.stdout.splitlines() if "::" in line]
-    assert sorted(collected) == sorted(sharding.select_shard(_suite_ids(), 2, 3))
-    assert collected != sorted(collected)  # --actverify-order shuffled them
+class _Collected:
+    """A plugin that keeps the node ids a pytest session collected, in their order."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.ids = [item.nodeid for item in session.items]
+
+
+def test_the_shard_option_selects_the_same_tests_as_the_hash(monkeypatch, capsys) -> None:
+    # Collected in this process: a pytest subprocess would import torch again (about 3.5 s of
+    # CPU against 1 s); collecting changes no state the other tests see.
+    monkeypatch.chdir(ROOT)
+    for name in [k for k in os.environ if k not in _env()]:
+        monkeypatch.delenv(name)
+    got = _Collected()
+    status = pytest.main(["properties", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "--actverify-shard", "2/3", "--actverify-order", "7"], plugins=[got])
+    assert status == 0, capsys.readouterr().out
+    assert sorted(got.ids) == sorted(sharding.select_shard(_suite_ids(), 2, 3))
+    assert got.ids != sorted(got.ids)  # --actverify-order shuffled them
 
 
 # --- database URLs ---------------------------------------------------------------------------

@@ -5,8 +5,6 @@ profiles of its own, and the command line's packaging promises."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -39,11 +37,8 @@ def nan_above_5(x):  # a planted bug: NaN for x > 5
 '''
 
 
-def _env() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT_TEST", "ACTVERIFY_"))}
-    env["OMP_NUM_THREADS"] = "1"
-    return env
+# What a user's session would not see: this session's xdist worker and actverify settings.
+_NOT_THE_USERS = ("PYTEST_XDIST_", "PYTEST_CURRENT_TEST", "ACTVERIFY_")
 
 
 # --- profiles --------------------------------------------------------------------------------
@@ -99,22 +94,26 @@ def test_property_tests_validate_their_arguments_at_once() -> None:
 
 # --- property_tests under pytest, in a project of its own ------------------------------------
 
-def test_a_users_test_module_passes_fails_with_evidence_and_skips(tmp_path: Path) -> None:
-    (tmp_path / "kernels.py").write_text(PLANTED)
-    (tmp_path / "test_user.py").write_text(
+def test_a_users_test_module_passes_fails_with_evidence_and_skips(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # In this process (pytester restores sys.modules and sys.path afterwards): a pytest
+    # subprocess would import torch and the plugins again, about 3.5 s of CPU.  The session is
+    # the user's: its rootdir is pytester's directory, outside this checkout and its conftest.
+    pytester.makepyfile(kernels=PLANTED, test_user=(
         "import torch\nimport actverify\nfrom kernels import nan_above_5\n\n"
         "test_good = actverify.property_tests(torch.sigmoid, activation='sigmoid',"
         " dtypes=['float32'])\n"
         "test_bad = actverify.property_tests(nan_above_5, activation='sigmoid',"
-        " dtypes=['float32'], devices=['cpu'])\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "test_user.py", "-v", "-rs", "-p", "no:cacheprovider",
-         "-k", "accuracy and not gradient"], cwd=tmp_path,
-        # The derandomized `ci` profile: 3 random `dev` examples can all miss x > 5 (it was
-        # seen once in a few hundred runs); 25 fixed ones never do.
-        env={**_env(), "ACTVERIFY_PROFILE": "ci"}, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out
+        " dtypes=['float32'], devices=['cpu'])\n"))
+    for name in [k for k in os.environ if k.startswith(_NOT_THE_USERS)]:
+        monkeypatch.delenv(name)
+    # The derandomized `ci` profile: 3 random `dev` examples can all miss x > 5 (it was seen
+    # once in a few hundred runs); 25 fixed ones never do.
+    monkeypatch.setenv("ACTVERIFY_PROFILE", "ci")
+    result = pytester.runpytest_inprocess("test_user.py", "-v", "-rs", "-p", "no:cacheprovider",
+                                          "-k", "accuracy and not gradient")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 1, out
     assert "test_user.py::test_good[accuracy-float32-cpu] PASSED" in out
     assert "test_user.py::test_bad[accuracy-float32-cpu] FAILED" in out
     if not torch.cuda.is_available():
