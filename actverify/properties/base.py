@@ -163,19 +163,38 @@ class Subject:
         """Whether the target declares support for these parameters (e.g. softmax dims)."""
         return self.target.accepts(params, ndim, backward=backward)
 
+    def _memo(self, key: tuple, build: Callable[[], st.SearchStrategy]) -> st.SearchStrategy:
+        """The strategy `build` makes, made once per subject and key.  Why: property inputs
+        ask for the same strategies in every draw (a composite drawing `s.cases(...)`), and a
+        new strategy object is validated by Hypothesis on its first draw; the arguments are
+        plain values or strategies (compared by identity), so a hit is the same search.  Kept
+        in the instance's __dict__: not a field, so equality and hashing ignore it."""
+        memo = self.__dict__.setdefault("_strategies", {})
+        try:
+            found = memo.get(key)
+        except TypeError:  # an unhashable argument: build it every time
+            return build()
+        if found is None:
+            if len(memo) >= 256:  # arguments built per draw (st.just((n,))) must not pile up
+                memo.clear()
+            found = memo[key] = build()
+        return found
+
     def cases(self, *, backward: bool = False, **kwargs: Any) -> st.SearchStrategy[Case]:
         """Cases for this subject: its spec, format and device, and only the parameters the
         target declares it supports (the rest are reported as not checked)."""
         from actverify.strategies import cases
 
-        return cases(spec=self.spec, fmt=self.fmt, device=self.device,
-                     where=lambda p, nd: self.supports(p, nd, backward=backward), **kwargs)
+        return self._memo(("cases", backward, tuple(sorted(kwargs.items()))), lambda: cases(
+            spec=self.spec, fmt=self.fmt, device=self.device,
+            where=lambda p, nd: self.supports(p, nd, backward=backward), **kwargs))
 
     def params(self, ndim: int, *, backward: bool = False) -> st.SearchStrategy[dict]:
         from actverify.strategies import params_for
 
-        return params_for(self.spec, ndim, fmt=self.fmt,
-                          where=lambda p, nd: self.supports(p, nd, backward=backward))
+        return self._memo(("params", ndim, backward), lambda: params_for(
+            self.spec, ndim, fmt=self.fmt,
+            where=lambda p, nd: self.supports(p, nd, backward=backward)))
 
     def canonical(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
         """PyTorch's own functional form of the activation, for comparisons."""
