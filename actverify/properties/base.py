@@ -212,14 +212,18 @@ class Subject:
         memo is keyed by the tensor object (a weak reference: an entry goes with its tensor)
         and checked against its version counter, which every in-place write bumps, through
         any view of it."""
+        try:
+            version = t._version
+        except RuntimeError:  # an inference tensor (made under inference_mode) has none
+            return compute()
         memo = self.__dict__.setdefault("_derived_memo", {})
         found = memo.get(id(t))
-        if found is None or found[0]() is not t or found[1] != t._version:
+        if found is None or found[0]() is not t or found[1] != version:
             def forget(ref: weakref.ref, key: int = id(t)) -> None:
                 if memo.get(key, (None,))[0] is ref:
                     del memo[key]
 
-            found = memo[id(t)] = (weakref.ref(t, forget), t._version, {})
+            found = memo[id(t)] = (weakref.ref(t, forget), version, {})
         arrays = found[2]
         if key not in arrays:
             arrays[key] = compute()
