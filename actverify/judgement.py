@@ -188,26 +188,30 @@ def disagreement(s: Subject, x: torch.Tensor, y: torch.Tensor, expected: torch.T
     accepts agree, forward and backward.
     """
     same = same_bits(y, expected).reshape(tuple(y.shape))
-    same |= both_conventional(s, x, y, expected, params, backward=backward)
+    # Whether each side follows a convention, once: both checks below read it.
+    y_conventional = conventional(s, x, y, params, backward=backward)
+    expected_conventional = conventional(s, x, expected, params, backward=backward)
+    same |= y_conventional & expected_conventional
     if s.policy.correct_rounding:
         return ~same, None
     ref, bound = allowance if allowance is not None else (s.reference(x, params),
                                                           s.bound(x, params))
+    unit = ulp(ref, s.fmt)
+    y_values, expected_values = s.values(y), s.values(expected)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the same infinity
-        gap = np.abs(s.values(y) - s.values(expected)) / ulp(ref, s.fmt)
+        gap = np.abs(y_values - expected_values) / unit
         bad = ~same & ~(gap <= 2 * bound)  # each side may be one bound off the truth
     if s.policy.allow_flush:  # one side flushed a subnormal true value to zero
-        zero = (s.values(y) == 0) | (s.values(expected) == 0)
+        zero = (y_values == 0) | (expected_values == 0)
         bad &= ~(zero & (np.abs(ref) < s.fmt.tiny))
     # One side follows a convention the policy accepts (silu(x) = 0 where a flushed
     # sigmoid(x) zeroes it), the other is within its bound of the truth: both are accepted.
     with np.errstate(invalid="ignore", over="ignore"):
-        def accurate(v: torch.Tensor) -> np.ndarray:
-            values = s.values(v)
-            return (values == ref) | (np.abs(values - ref) <= bound * ulp(ref, s.fmt))
+        def accurate(values: np.ndarray) -> np.ndarray:
+            return (values == ref) | (np.abs(values - ref) <= bound * unit)
 
-        bad &= ~((conventional(s, x, y, params, backward=backward) & accurate(expected))
-                 | (conventional(s, x, expected, params, backward=backward) & accurate(y)))
+        bad &= ~((y_conventional & accurate(expected_values))
+                 | (expected_conventional & accurate(y_values)))
     return bad, gap
 
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from actverify.accuracy import to_reference
 from actverify.dtypes import DTYPE_NAMES, float_format
 from actverify.planned import UNDECLARED, Plan, PlannedSubject  # noqa: F401 (plain data)
 from actverify.properties import Subject, properties_for
@@ -70,16 +69,17 @@ class CachingSubject(Subject):
     x86 machine with torch 2.13.0 CPU.  The memo is keyed by the input's exact values (its
     bits as float64, to which every format converts exactly), the activation, the format and
     the parameters, so a hit is the very array a fresh computation gives; each caller gets its
-    own copy."""
+    own copy.  (`Subject.reference` keeps what it returned for each tensor object besides:
+    this memo serves other tensors of the same values, e.g. a contiguous copy of x.)"""
 
-    def reference(self, x, params: dict | None = None) -> np.ndarray:
-        exact = to_reference(x, self.fmt)
+    def true_values(self, x, params: dict | None = None) -> np.ndarray:
+        exact = self.values(x)
         key = (id(self.spec), self.spec.name, self.fmt.name, exact.shape,
                hashlib.blake2b(exact.tobytes(), digest_size=16).digest(),
                repr(sorted((params or {}).items())))
         found = _REFERENCES.get(key)
         if found is None:
-            found = super().reference(x, params)
+            found = super().true_values(x, params)
             _REFERENCES[key] = found
             if len(_REFERENCES) > REFERENCE_CACHE_SIZE:
                 _REFERENCES.popitem(last=False)

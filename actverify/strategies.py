@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,12 +115,26 @@ def floats(fmt: FloatFormat | str | torch.dtype, *, allow_nan: bool = True,
     return _floats(fmt, allow_nan, allow_infinity, allow_subnormal, tuple(thresholds))
 
 
+# struct codes of each format's bit pattern and value; bfloat16 is the top half of a float32.
+_STRUCT_CODES = {"float16": ("<H", "<e", 0), "bfloat16": ("<I", "<f", 16),
+                 "float32": ("<I", "<f", 0), "float64": ("<Q", "<d", 0)}
+
+
+def value_of_bits(fmt: FloatFormat) -> Callable[[int], float]:
+    """The function from an unsigned bit pattern of `fmt` to its value as a Python float, in
+    plain Python (`struct`): a drawn value used to cost a torch tensor, a bit view and a
+    conversion back, about a tenth of the drawing time of a property run."""
+    pattern, value, shift = _STRUCT_CODES[fmt.name]
+
+    def from_bits(b: int) -> float:
+        return struct.unpack(value, struct.pack(pattern, b << shift))[0]
+
+    return from_bits
+
+
 @functools.lru_cache(maxsize=256)
 def _floats(fmt: FloatFormat, allow_nan: bool, allow_infinity: bool, allow_subnormal: bool,
             thresholds: tuple[float, ...]) -> st.SearchStrategy[float]:
-    def from_bits(b: int) -> float:
-        return float(fmt.from_bits(torch.tensor([fmt.signed(b, fmt.bits)]))[0])
-
     def allowed(v: float) -> bool:
         if math.isnan(v):
             return allow_nan
@@ -127,12 +142,20 @@ def _floats(fmt: FloatFormat, allow_nan: bool, allow_infinity: bool, allow_subno
             return allow_infinity
         return allow_subnormal or v == 0 or abs(v) >= fmt.tiny
 
-    choices = [st.sampled_from(special_values(fmt, allow_nan=allow_nan,
-                                              allow_infinity=allow_infinity)),
-               st.integers(0, (1 << fmt.bits) - 1).map(from_bits)]
+    # One branch per kind of value, each holding only allowed values.  The table branches are
+    # filtered here, once; the bit patterns are filtered per draw, and only when something is
+    # excluded (Hypothesis pushes a filter of `one_of` into each branch, so this is the
+    # distribution `one_of(...).filter(allowed)` draws from, without its cost per draw).
+    specials = [v for v in special_values(fmt, allow_nan=allow_nan,
+                                          allow_infinity=allow_infinity) if allowed(v)]
+    bits = st.integers(0, (1 << fmt.bits) - 1).map(value_of_bits(fmt))
+    if not (allow_nan and allow_infinity and allow_subnormal):
+        bits = bits.filter(allowed)
+    choices = [st.sampled_from(specials), bits]
     if thresholds:
-        choices.append(st.sampled_from(neighbourhood(fmt, thresholds)))
-    return st.one_of(choices).filter(allowed)
+        choices.append(st.sampled_from([v for v in neighbourhood(fmt, thresholds)
+                                        if allowed(v)]))
+    return st.one_of(choices)
 
 
 # ---------------------------------------------------------------------------------- shapes
@@ -164,7 +187,8 @@ def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
         return min_dims <= len(shape) <= max_dims
 
     side = st.one_of(st.integers(1, 9), st.sampled_from(ODD_SIZES))
-    nd = st.integers(max(min_dims, 1), max_dims).flatmap(lambda n: st.tuples(*[side] * n))
+    of_rank = {n: st.tuples(*[side] * n) for n in range(max(min_dims, 1), max_dims + 1)}
+    nd = st.integers(max(min_dims, 1), max_dims).flatmap(of_rank.__getitem__)
     small = st.one_of(st.integers(1, 64).map(lambda n: (n,)), nd).filter(
         lambda s: fits(s) and math.prod(s) <= 20000)
     # Many values: sizes that straddle vector widths, as 1-d or rows, and wide softmax rows.
@@ -173,7 +197,9 @@ def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
                      st.tuples(st.integers(1, 3), st.sampled_from(WIDE_ROWS)),
                      # 4-d, so that channels_last applies
                      st.tuples(st.integers(1, 3), st.integers(2, 9), st.integers(2, 9),
-                               st.sampled_from(ODD_SIZES[2:8]))).filter(fits)
+                               st.sampled_from(ODD_SIZES[2:8])))
+    if not (min_dims <= 1 and max_dims >= 4):  # else all of these fit: no filter to run
+        many = many.filter(fits)
     degenerate = [st.just(())] if min_dims == 0 else []
     if allow_empty:
         degenerate.append(st.sampled_from([(0,), (0, 3), (3, 0, 2)]).filter(fits))
@@ -189,6 +215,12 @@ def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
 FILLS = ("normal", "bits", "thresholds", "uniform")
 
 
+@functools.lru_cache(maxsize=256)
+def _centres(fmt: FloatFormat, thresholds: tuple[float, ...]) -> torch.Tensor:
+    """The values the 'thresholds' fill picks from (read only: `_fill` indexes it)."""
+    return torch.tensor(neighbourhood(fmt, thresholds, ulps=16), dtype=torch.float64)
+
+
 def _fill(fmt: FloatFormat, n: int, *, seed: int, recipe: str, scale_exp: int,
           thresholds: Sequence[float]) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
@@ -200,7 +232,7 @@ def _fill(fmt: FloatFormat, n: int, *, seed: int, recipe: str, scale_exp: int,
             bits = torch.randint(0, 1 << fmt.bits, (n,), generator=g)
         return fmt.from_bits(bits)
     if recipe == "thresholds" and thresholds:
-        centres = torch.tensor(neighbourhood(fmt, thresholds, ulps=16), dtype=torch.float64)
+        centres = _centres(fmt, tuple(thresholds))
         pick = torch.randint(0, len(centres), (n,), generator=g)
         return centres[pick].to(fmt.dtype)
     if recipe == "uniform":
@@ -279,25 +311,51 @@ def tensors(*, fmt: FloatFormat | str | torch.dtype, device: str = "cpu",
                     max_drawn=max_drawn)
 
 
-@st.composite
-def _tensors(draw, *, fmt: FloatFormat, device: str,
+# Strategies a draw takes every time, built once: Hypothesis validates every new strategy
+# object on its first draw, and even `st.integers(a, b)` looks itself up in a cache per call.
+_SEEDS = st.integers(0, 2**32 - 1)
+_SCALE_EXPONENTS = st.integers(-12, 12)
+_RECIPES = st.sampled_from(FILLS)
+
+
+@functools.lru_cache(maxsize=1024)
+def _below(n: int) -> st.SearchStrategy[int]:
+    """The integers 0..n - 1 (n >= 1): how many values to draw, where to put each."""
+    return st.integers(0, n - 1)
+
+
+@functools.lru_cache(maxsize=256)
+def _tensors(*, fmt: FloatFormat, device: str,
              shape: st.SearchStrategy[tuple[int, ...]] | None, allow_nan: bool,
-             allow_infinity: bool, thresholds: Sequence[float], max_drawn: int
-             ) -> torch.Tensor:
-    shp = draw(shape if shape is not None else shapes())
+             allow_infinity: bool, thresholds: tuple[float, ...], max_drawn: int
+             ) -> st.SearchStrategy[torch.Tensor]:
+    """The strategy of `tensors` (arguments checked), one object per argument set."""
+    return _draw_tensor(fmt, device, shape if shape is not None else shapes(),
+                        floats(fmt, allow_nan=allow_nan, allow_infinity=allow_infinity,
+                               thresholds=thresholds),
+                        allow_nan, allow_infinity, thresholds, max_drawn)
+
+
+# Composites are defined once, here: Hypothesis reads a composite's source when it is defined.
+@st.composite
+def _draw_tensor(draw, fmt: FloatFormat, device: str, shape: st.SearchStrategy[tuple[int, ...]],
+                 value: st.SearchStrategy[float], allow_nan: bool, allow_infinity: bool,
+                 thresholds: tuple[float, ...], max_drawn: int) -> torch.Tensor:
+    shp = draw(shape)
     n = math.prod(shp)
-    recipe = draw(st.sampled_from(FILLS))
-    flat = _fill(fmt, n, seed=draw(st.integers(0, 2**32 - 1)), recipe=recipe,
-                 scale_exp=draw(st.integers(-12, 12)), thresholds=thresholds)
+    recipe = draw(_RECIPES)
+    flat = _fill(fmt, n, seed=draw(_SEEDS), recipe=recipe, scale_exp=draw(_SCALE_EXPONENTS),
+                 thresholds=thresholds)
     if not allow_nan:
         flat = torch.where(torch.isnan(flat), torch.zeros_like(flat), flat)
     if not allow_infinity:
         flat = torch.where(torch.isinf(flat), torch.zeros_like(flat), flat)
     if n:
-        k = draw(st.integers(0, min(n, max_drawn)))
-        values = draw(st.lists(floats(fmt, allow_nan=allow_nan, allow_infinity=allow_infinity,
-                                      thresholds=thresholds), min_size=k, max_size=k))
-        where = draw(st.lists(st.integers(0, n - 1), min_size=k, max_size=k))
+        # k values, then k positions, each drawn on its own (what a list of fixed size k
+        # draws, without the list's own bookkeeping per draw)
+        k = draw(_below(min(n, max_drawn) + 1))
+        values = [draw(value) for _ in range(k)]
+        where = [draw(_below(n)) for _ in range(k)]
         if k:
             flat[torch.tensor(where)] = torch.tensor(values, dtype=torch.float64).to(fmt.dtype)
     return flat.reshape(shp).to(device)
@@ -333,6 +391,7 @@ def apply_layout(x: torch.Tensor, layout: str) -> torch.Tensor:
     raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
 
 
+@functools.lru_cache(maxsize=2)
 def layouts(*, inplace: bool = False) -> st.SearchStrategy[str]:
     """Layout names; in-place targets cannot write into an expanded (self-overlapping) tensor."""
     return st.sampled_from([name for name in LAYOUTS if not (inplace and name == "expanded")])
@@ -381,19 +440,36 @@ def cases(*, spec, fmt: FloatFormat | str | torch.dtype, device: str = "cpu",
                   inplace=inplace, monotone_only=monotone_only, where=where)
 
 
-@st.composite
-def _cases(draw, *, spec, fmt: FloatFormat, device: str,
+def _cases(*, spec, fmt: FloatFormat, device: str,
            shape: st.SearchStrategy[tuple[int, ...]] | None, allow_nan: bool,
            allow_infinity: bool, layout: bool, inplace: bool, monotone_only: bool,
-           where: Callable[[dict, int], bool] | None) -> Case:
-    x = draw(_tensors(fmt=fmt, device=device, shape=shape, allow_nan=allow_nan,
-                      allow_infinity=allow_infinity, thresholds=spec.thresholds(fmt),
-                      max_drawn=8))
-    params = draw(params_for(spec, x.ndim, monotone_only=monotone_only, where=where, fmt=fmt))
-    name = draw(layouts(inplace=inplace)) if layout else "contiguous"
+           where: Callable[[dict, int], bool] | None) -> st.SearchStrategy[Case]:
+    # The strategies each draw takes, built once per `cases` call (the parameters' for each
+    # number of dimensions on its first use), not once per draw.
+    values = _tensors(fmt=fmt, device=device, shape=shape, allow_nan=allow_nan,
+                      allow_infinity=allow_infinity, thresholds=tuple(spec.thresholds(fmt)),
+                      max_drawn=8)
+    params: dict[int, st.SearchStrategy[dict]] = {}
+
+    def params_of(ndim: int) -> st.SearchStrategy[dict]:
+        if ndim not in params:
+            params[ndim] = params_for(spec, ndim, monotone_only=monotone_only, where=where,
+                                      fmt=fmt)
+        return params[ndim]
+
+    return _draw_case(values, params_of, layouts(inplace=inplace) if layout else None)
+
+
+@st.composite
+def _draw_case(draw, values: st.SearchStrategy[torch.Tensor],
+               params_of: Callable[[int], st.SearchStrategy[dict]],
+               names: st.SearchStrategy[str] | None) -> Case:
+    x = draw(values)
+    params = draw(params_of(x.ndim))
+    name = draw(names) if names is not None else "contiguous"
     laid = apply_layout(x, name)
     if laid is x and name != "contiguous":
-        name = "contiguous"  # the layout does not apply to this shape (e.g. channels_last, 2-d)
+        name = "contiguous"  # the layout does not apply to this shape (e.g. 2-d, channels_last)
     return Case(laid, params, name)
 
 

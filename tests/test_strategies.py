@@ -10,6 +10,7 @@ parameter values (negative softmax dims, leaky slopes of 0, < 0, > 1) that break
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -35,6 +36,7 @@ from actverify.strategies import (
     neighbourhood,
     shapes,
     tensors,
+    value_of_bits,
 )
 
 T = TypeVar("T")
@@ -189,6 +191,39 @@ def test_neighbourhood_of_max_and_zero_drops_inf_and_nan(fmt: FloatFormat) -> No
     assert all(math.isfinite(v) for v in near)
     assert fmt.max in near and -fmt.max in near
     assert 3 * fmt.smallest_subnormal in near and -3 * fmt.smallest_subnormal in near
+
+
+@pytest.mark.parametrize("fmt", FMTS, ids=FMT_IDS)
+def test_value_of_bits_is_the_value_the_format_holds(fmt: FloatFormat) -> None:
+    # floats() reads a drawn bit pattern with struct, not through a tensor: the same value
+    # (and sign) for every 16-bit pattern, and for 32- and 64-bit ones at random and at the
+    # edges.
+    if fmt.bits == 16:
+        patterns = list(range(1 << 16))
+    else:
+        rng = random.Random(0)
+        top = 1 << fmt.bits
+        patterns = [rng.randrange(top) for _ in range(20000)] + [0, 1, top // 2 - 1, top // 2,
+                                                                 top // 2 + 1, top - 1]
+    through_tensor = fmt.from_bits(torch.tensor([fmt.signed(b, fmt.bits) for b in patterns]))
+    value_of = value_of_bits(fmt)
+    for b, want in zip(patterns, through_tensor.double().tolist()):
+        got = value_of(b)
+        assert (math.isnan(got) and math.isnan(want)) or (
+            got == want and math.copysign(1, got) == math.copysign(1, want)), hex(b)
+
+
+@pytest.mark.parametrize("fmt", FMTS, ids=FMT_IDS)
+def test_floats_without_nan_infinity_or_subnormals_never_draw_them(fmt: FloatFormat) -> None:
+    # The tables are filtered once and the bit patterns per draw; subnormals are excluded in
+    # the 16-bit formats only here (the search is slow where they are a sliver of 2^32 or 2^64).
+    subnormal = fmt.bits > 16
+    strategy = floats(fmt, allow_nan=False, allow_infinity=False, allow_subnormal=subnormal,
+                      thresholds=(0.0, 1.0))
+    with pytest.raises(NoSuchExample):
+        find(strategy,
+             lambda v: not math.isfinite(v) or (not subnormal and 0 < abs(v) < fmt.tiny),
+             settings=settings(SEARCH, max_examples=100))
 
 
 # ------------------------------------------------------------------------------ tensors()

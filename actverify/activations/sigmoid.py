@@ -26,8 +26,13 @@ def fast_reference(x: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def first(x: np.ndarray) -> np.ndarray:
-    # sigmoid(x) sigmoid(-x): no cancellation, unlike s (1 - s) once s rounds to 1.
-    return reference(x) * reference(-x)
+    # sigmoid(x) sigmoid(-x): no cancellation, unlike s (1 - s) once s rounds to 1.  Both
+    # factors from one exponential: reference(x) * reference(-x) element for element (the
+    # larger 1 / (1 + e) where x >= 0, resp. x <= 0, else e / (1 + e)), the same roundings.
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+        big, small = 1 / (1 + e), e / (1 + e)
+        return np.where(x >= 0, big, small) * np.where(x <= 0, big, small)
 
 
 def second(x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import contextvars
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -163,39 +164,91 @@ class Subject:
         """Whether the target declares support for these parameters (e.g. softmax dims)."""
         return self.target.accepts(params, ndim, backward=backward)
 
+    def _memo(self, key: tuple, build: Callable[[], st.SearchStrategy]) -> st.SearchStrategy:
+        """The strategy `build` makes, made once per subject and key.  Why: property inputs
+        ask for the same strategies in every draw (a composite drawing `s.cases(...)`), and a
+        new strategy object is validated by Hypothesis on its first draw; the arguments are
+        plain values or strategies (compared by identity), so a hit is the same search.  Kept
+        in the instance's __dict__: not a field, so equality and hashing ignore it."""
+        memo = self.__dict__.setdefault("_strategies", {})
+        try:
+            found = memo.get(key)
+        except TypeError:  # an unhashable argument: build it every time
+            return build()
+        if found is None:
+            if len(memo) >= 256:  # arguments built per draw (st.just((n,))) must not pile up
+                memo.clear()
+            found = memo[key] = build()
+        return found
+
     def cases(self, *, backward: bool = False, **kwargs: Any) -> st.SearchStrategy[Case]:
         """Cases for this subject: its spec, format and device, and only the parameters the
         target declares it supports (the rest are reported as not checked)."""
         from actverify.strategies import cases
 
-        return cases(spec=self.spec, fmt=self.fmt, device=self.device,
-                     where=lambda p, nd: self.supports(p, nd, backward=backward), **kwargs)
+        return self._memo(("cases", backward, tuple(sorted(kwargs.items()))), lambda: cases(
+            spec=self.spec, fmt=self.fmt, device=self.device,
+            where=lambda p, nd: self.supports(p, nd, backward=backward), **kwargs))
 
     def params(self, ndim: int, *, backward: bool = False) -> st.SearchStrategy[dict]:
         from actverify.strategies import params_for
 
-        return params_for(self.spec, ndim, fmt=self.fmt,
-                          where=lambda p, nd: self.supports(p, nd, backward=backward))
+        return self._memo(("params", ndim, backward), lambda: params_for(
+            self.spec, ndim, fmt=self.fmt,
+            where=lambda p, nd: self.supports(p, nd, backward=backward)))
 
     def canonical(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
         """PyTorch's own functional form of the activation, for comparisons."""
         return self.call(x, params, fn=self.spec.canonical.fn, inplace=False)
 
+    def _derived(self, t: torch.Tensor, key: tuple, compute: Callable[[], np.ndarray]
+                 ) -> np.ndarray:
+        """`compute()`, an array derived from tensor t's values alone, computed once per tensor
+        and key while t lives and is not written to; each caller gets its own copy.
+
+        Why: a property converts the same tensors (its input, the results) to the reference
+        precision, and asks for their true values, several times per example (each verdict
+        function is self-contained): that was a sixth of the time of a property's body.  The
+        memo is keyed by the tensor object (a weak reference: an entry goes with its tensor)
+        and checked against its version counter, which every in-place write bumps, through
+        any view of it."""
+        try:
+            version = t._version
+        except RuntimeError:  # an inference tensor (made under inference_mode) has none
+            return compute()
+        memo = self.__dict__.setdefault("_derived_memo", {})
+        found = memo.get(id(t))
+        if found is None or found[0]() is not t or found[1] != version:
+            def forget(ref: weakref.ref, key: int = id(t)) -> None:
+                if memo.get(key, (None,))[0] is ref:
+                    del memo[key]
+
+            found = memo[id(t)] = (weakref.ref(t, forget), version, {})
+        arrays = found[2]
+        if key not in arrays:
+            arrays[key] = compute()
+        return arrays[key].copy()
+
     def reference(self, x: torch.Tensor, params: dict | None = None) -> np.ndarray:
         """The true function at x, in the reference precision for this format."""
-        return np.asarray(self.spec.reference(to_reference(x, self.fmt), **(params or {})),
+        return self._derived(x, ("reference", repr(sorted((params or {}).items()))),
+                             lambda: self.true_values(x, params))
+
+    def true_values(self, x: torch.Tensor, params: dict | None = None) -> np.ndarray:
+        """The spec's reference evaluated at x (what `reference` returns, uncached)."""
+        return np.asarray(self.spec.reference(self.values(x), **(params or {})),
                           dtype=reference_dtype(self.fmt))
 
     def bound(self, x: torch.Tensor, params: dict | None = None) -> np.ndarray:
         """Allowed ulps per element under this subject's policy."""
         if self.policy.correct_rounding:
             return np.full(tuple(x.shape), 0.5)
-        b = self.spec.bound(self.fmt).evaluate(to_reference(x, self.fmt), params or {}, self.fmt)
+        b = self.spec.bound(self.fmt).evaluate(self.values(x), params or {}, self.fmt)
         return np.broadcast_to(np.asarray(b, dtype=np.float64), tuple(x.shape))
 
     def values(self, t: torch.Tensor) -> np.ndarray:
         """A tensor's values in the reference precision (exact)."""
-        return to_reference(t, self.fmt)
+        return self._derived(t, ("values",), lambda: to_reference(t, self.fmt))
 
     def fail_where(self, bad: np.ndarray, message: str, *, x: torch.Tensor, actual: torch.Tensor,
                    expected: np.ndarray | None = None, error: np.ndarray | None = None,

@@ -50,6 +50,11 @@ def gradient(s: Subject, x: torch.Tensor, g: torch.Tensor, params: dict, *, fn=N
     return (gx, y.detach()) if with_output else gx
 
 
+# Built once: each draw below used to look its strategy up in Hypothesis's cache.
+_SEEDS = st.integers(0, 2**32 - 1)
+_UPSTREAM_EXPONENTS = st.integers(-6, 6)
+
+
 @st.composite
 def with_upstream(draw, s: Subject, *, allow_empty: bool = True, min_dims: int = 0) -> Case:
     """A case plus a random upstream gradient g (normal values at a drawn scale, some zeros),
@@ -57,8 +62,8 @@ def with_upstream(draw, s: Subject, *, allow_empty: bool = True, min_dims: int =
     and kept in the case's `layout` (`gradient(..., layout=)` lays the leaf out so)."""
     case = draw(s.cases(backward=True, allow_nan=False, layout=True, inplace=s.target.inplace,
                         shape=shapes(allow_empty=allow_empty, min_dims=min_dims)))
-    g = upstream_gradient(tuple(case.x.shape), seed=draw(st.integers(0, 2**32 - 1)),
-                          scale_exponent=draw(st.integers(-6, 6)))
+    g = upstream_gradient(tuple(case.x.shape), seed=draw(_SEEDS),
+                          scale_exponent=draw(_UPSTREAM_EXPONENTS))
     upstream = g.to(s.fmt.dtype).to(s.device)
     return Case(case.x, case.params, case.layout, upstream=upstream)
 
