@@ -23,11 +23,7 @@ import torch
 
 
 def run_scale(fn, activation: str, *, dtype: str = "float32", tmp_path=None) -> Outcome:
-    target = Target(name=fn.__name__ if hasattr(fn, "__name__") else activation,
-                    activation=activation, fn=fn, source=None)
-    subject = Subject(target, float_format(dtype), "cpu", DEFAULT)
-    return run_property(all_properties()["scale"], subject, settings=profile_settings("check"),
-                        replay_dir=tmp_path)
+    return run_named("scale", fn, activation, dtype=dtype, tmp_path=tmp_path)
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
@@ -66,12 +62,13 @@ def test_tile_places_unit_r_at_row_r_mod_period() -> None:
     assert GRID_LIMIT == 65_535
 
 
-def run_named(prop: str, fn, activation: str, *, dtype: str = "float32", tmp_path=None
-              ) -> Outcome:
-    """Run property `prop` on a kernel with `actverify check`'s default profile."""
-    target = Target(name=fn.__name__, activation=activation, fn=fn, source=None)
+def run_named(prop: str, fn, activation: str, *, dtype: str = "float32", tmp_path=None,
+              profile: str = "check") -> Outcome:
+    """Run property `prop` on a kernel with `actverify check`'s default profile (or `profile`)."""
+    target = Target(name=getattr(fn, "__name__", activation), activation=activation, fn=fn,
+                    source=None)
     subject = Subject(target, float_format(dtype), "cpu", DEFAULT)
-    return run_property(all_properties()[prop], subject, settings=profile_settings("check"),
+    return run_property(all_properties()[prop], subject, settings=profile_settings(profile),
                         replay_dir=tmp_path)
 
 
@@ -127,7 +124,11 @@ def test_zeros_convention_passes_forward_and_backward(prop: str) -> None:
 
 
 def test_float64_slopes_reach_the_backward(tmp_path) -> None:
+    # About one example in two has both a slope float32 cannot hold and a negative input:
+    # the `check` profile's 6 examples miss the bug about once in a hundred runs, `ci`'s 25
+    # practically never (derandomized runs still vary with the constants Hypothesis collects
+    # from the modules a process has imported).
     outcome = run_named("gradient_accuracy", planted_regimes.leaky_backward_float32_slope,
-                        "leaky_relu", dtype="float64", tmp_path=tmp_path)
+                        "leaky_relu", dtype="float64", tmp_path=tmp_path, profile="ci")
     assert outcome.status == "failed", outcome.reason or "gradient_accuracy held"
     assert "gradient differs" in outcome.failure.message, format_failure(outcome)
