@@ -30,6 +30,7 @@ from pathlib import Path
 from rich.console import Console
 
 from actverify.errors import UsageError
+from actverify.names import dtype_name
 from actverify.outcomes import Outcome
 from actverify.outputs import writable_file
 from actverify.planned import Plan
@@ -69,7 +70,8 @@ def check(kernel: Callable | str | Target, *, activation: str | None = None,
     timeline = Timeline.from_env()
     call_timeout = check_timeout(call_timeout)
     check_worker_count(workers)
-    dtypes = list(dtypes) if dtypes else None
+    # Spellings checked here, torch-free: a misspelt dtype costs no worker's torch import.
+    dtypes = [dtype_name(d) if isinstance(d, str) else d for d in dtypes] if dtypes else None
     devices = list(devices) if devices else None
     profile = profile or chosen_profile("check")
     settings = profile_settings(profile)

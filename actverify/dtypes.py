@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from actverify.errors import UsageError
+from actverify.names import dtype_name
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,6 @@ FORMATS: dict[str, FloatFormat] = {
 }
 DTYPE_NAMES: tuple[str, ...] = tuple(FORMATS)
 _BY_DTYPE = {f.dtype: f for f in FORMATS.values()}
-_ALIASES = {"half": "float16", "fp16": "float16", "f16": "float16", "bf16": "bfloat16",
-            "float": "float32", "fp32": "float32", "f32": "float32", "double": "float64",
-            "fp64": "float64", "f64": "float64"}
 
 
 def float_format(dtype: torch.dtype | str | FloatFormat) -> FloatFormat:
@@ -97,8 +95,4 @@ def float_format(dtype: torch.dtype | str | FloatFormat) -> FloatFormat:
             ) from None
     if not isinstance(dtype, str):
         raise UsageError(f"dtype must be a torch.dtype or a name, got {dtype!r}")
-    key = dtype.strip().lower().removeprefix("torch.")
-    key = _ALIASES.get(key, key)
-    if key not in FORMATS:
-        raise UsageError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}")
-    return FORMATS[key]
+    return FORMATS[dtype_name(dtype)]
