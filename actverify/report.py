@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,13 @@ if TYPE_CHECKING:  # torch-free at import: `actverify check`'s supervising paren
 
 SCHEMA_VERSION = 1
 
+# While a run goes on, its JSON file is rewritten after every outcome that is not a pass, and
+# otherwise at most this often (seconds).  Rewriting the whole file after each of a full
+# report's ~2,800 outcomes cost the parent about 80 s of CPU (quadratic in the outcomes),
+# taken from the workers on the same cores; a process killed outright loses at most this
+# long of passes, which the file then counts as never run ("incomplete", never a pass).
+SAVE_EVERY = 1.0
+
 # The one exit-code table of every command (README.md, docs/check.md).
 EXIT_STATUS = {"conforms": 0, "violations": 1, "usage error": 2, "incomplete": 3,
                "nothing checked": 3}
@@ -49,6 +57,7 @@ class Report:
     planned: int | None = None  # property runs planned; None: whatever was added
     interrupted: str | None = None  # why the run stopped early (a signal, the worker, ...)
     finished: bool = False  # the run came to its end (not still running, not cut short)
+    _saved_at: float = field(default=-math.inf, repr=False, compare=False)  # see SAVE_EVERY
 
     @property
     def ok(self) -> bool:
@@ -106,10 +115,15 @@ class Report:
         return why
 
     def add(self, outcome: Outcome) -> None:
-        """Keep an outcome; with a JSON path, rewrite the file so nothing gathered is lost."""
+        """Keep an outcome; with a JSON path, rewrite the file (at once for anything but a
+        pass, else at most every SAVE_EVERY seconds) so that little gathered is lost."""
         self.outcomes.append(outcome)
-        if self.json_path is not None:
+        if self.json_path is None:
+            return
+        now = time.monotonic()
+        if outcome.status not in ("passed", "not_checked") or now >= self._saved_at + SAVE_EVERY:
             self.write_json(self.json_path)
+            self._saved_at = now
 
     @classmethod
     def run(cls, targets: Iterable[Target], *, dtypes=None, devices=None, policy="default",

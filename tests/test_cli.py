@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import actverify.report
 import actverify.runner
 from actverify.cli import main
-from actverify.report import SCHEMA_VERSION
+from actverify.report import SCHEMA_VERSION, Report
 from actverify.runner import Outcome
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,6 +180,7 @@ def test_report_writes_the_json_report_after_every_outcome(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(actverify.runner, "run_property", spy)
+    monkeypatch.setattr(actverify.report, "SAVE_EVERY", 0.0)  # every pass rewrites the file
     monkeypatch.chdir(tmp_path)  # replay files (written on a failure) stay out of the repo
 
     run = run_main(["report", "--activation", "relu", "--dtype", "float32", "--device", "cpu",
@@ -209,6 +211,25 @@ def test_report_writes_the_json_report_after_every_outcome(
     assert len(seen) == len(data["outcomes"]) > 1
     assert seen == list(range(len(seen)))
     assert not path.with_suffix(".json.tmp").exists()  # each write replaced the file whole
+
+
+def test_report_saves_passes_at_intervals_and_anything_else_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(actverify.report, "SAVE_EVERY", 3600.0)
+    path = tmp_path / "report.json"
+    report = Report(json_path=path, planned=3)
+
+    def outcome(status: str) -> Outcome:
+        return Outcome("accuracy", "relu", "torch.relu", "float32", "cpu", "default", status)
+
+    def saved() -> list[str]:
+        return [o["status"] for o in strict_json(path.read_text())["outcomes"]]
+
+    report.add(outcome("passed"))  # the first outcome is saved
+    report.add(outcome("passed"))  # within the interval: not yet
+    assert saved() == ["passed"]
+    report.add(outcome("failed"))  # a finding is saved at once, with the passes before it
+    assert saved() == ["passed", "passed", "failed"]
 
 
 def test_sweep_builtin_activation_sweeps_that_activation_only(capsys) -> None:
