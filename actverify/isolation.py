@@ -517,8 +517,7 @@ class Supervisor:
                 return self._died(dtype, device, name, started)
             due = self._due
             if due and time.monotonic() > due + grace(self.call_timeout):
-                from actverify.outcomes import Failure
-                from actverify.runner import mark_timed_out  # (imports torch: a rare path)
+                from actverify.outcomes import Failure, mark_timed_out
 
                 self._stop(kill=True)
                 outcome = self._outcome(dtype, device, name, "timed_out", started)

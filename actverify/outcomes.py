@@ -100,3 +100,14 @@ def format_failure(outcome: Outcome) -> str:
     if f.replay:
         lines.append(f"  replay:  {f.replay}")
     return "\n".join(lines)
+
+
+def mark_timed_out(outcome: Outcome, what: str, *, limit: float | None,
+                   failure: Failure | None = None) -> None:
+    """A call outlived its time limit: the property did not run to the end.  Slow and hung
+    cannot be told apart from outside, so this is its own status (the run is incomplete, never
+    a violation), with what to do if the kernel is merely slow; `failure` keeps the input."""
+    outcome.status, outcome.failure = "timed_out", failure
+    larger = f"{4 * limit:g}" if limit else "S"
+    outcome.reason = (f"{what}; if the kernel is slow but correct, give it a larger limit: "
+                      f"rerun with --timeout {larger} (ACTVERIFY_TIMEOUT={larger} under pytest)")

@@ -21,7 +21,7 @@ from actverify import properties as _registry  # noqa: F401  (registers the prop
 from actverify.accuracy import Policy, policy_named
 from actverify.dtypes import float_format
 from actverify.fuzzing.records import track_progress  # live figures of `actverify fuzz`
-from actverify.outcomes import Failure, Outcome, _bits, format_failure
+from actverify.outcomes import Failure, Outcome, _bits, format_failure, mark_timed_out
 from actverify.profiles import profile_settings
 from actverify.properties import Property, Subject, Violation
 from actverify.properties.base import _HUNG, CALL_TIMEOUT, TargetMisbehaved, observing
@@ -158,17 +158,6 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
     return outcome
 
 
-def mark_timed_out(outcome: Outcome, what: str, *, limit: float | None,
-                   failure: Failure | None = None) -> None:
-    """A call outlived its time limit: the property did not run to the end.  Slow and hung
-    cannot be told apart from outside, so this is its own status (the run is incomplete, never
-    a violation), with what to do if the kernel is merely slow; `failure` keeps the input."""
-    outcome.status, outcome.failure = "timed_out", failure
-    larger = f"{4 * limit:g}" if limit else "S"
-    outcome.reason = (f"{what}; if the kernel is slow but correct, give it a larger limit: "
-                      f"rerun with --timeout {larger} (ACTVERIFY_TIMEOUT={larger} under pytest)")
-
-
 def kernel_identity(target: Target) -> str:
     """What a target's seeds and database keys derive from: the kernel it resolves to, not how
     its path was spelled ('k/bad.py:f' and './k/bad.py:f' are the same kernel)."""
@@ -179,8 +168,6 @@ def kernel_identity(target: Target) -> str:
     if where.endswith(".py"):
         where = Path(where).stem  # the module a file defines; the same on every machine
     return f"{where}:{attr}"
-
-
 
 
 REPLAY_KEYS = {"property": str, "activation": str, "dtype": str, "device": str,
