@@ -1,6 +1,6 @@
 """Kernels exact on most inputs and wrong only in the regimes real kernels break in:
 past 2^24 elements, beyond a launch grid's 65,535 rows, with a wrapped offset, on the last
-partial tile of a long row (tests/test_scale.py; the property is actverify/properties/scale.py).
+partial tile of a long row (tests/test_regimes.py; the property is actverify/properties/scale.py).
 
 Each has the torch.nn.functional signature of its activation and computes PyTorch's own
 values except where its bug lies, so the scale property is the one that must fire.
@@ -37,6 +37,17 @@ def tanh_offset_wrap(x: torch.Tensor) -> torch.Tensor:
     flat = x.reshape(-1)
     y = torch.tanh(flat)
     y[WRAP:] = y[: max(0, flat.numel() - WRAP)]  # offset i & (WRAP - 1)
+    return y.reshape(x.shape)
+
+
+def relu_second_launch_reads_from_zero(x: torch.Tensor) -> torch.Tensor:
+    """Work split into launches of 2^24 elements, the second launch's first vector (8 lanes)
+    reading from offset 0 instead of its own: 8 wrong elements among more than 2^24, far from
+    the first and the last, in any dtype (the scale screen must flag them, not everything)."""
+    flat = x.reshape(-1)
+    y = torch.relu(flat)
+    if flat.numel() >= EXACT + 8:
+        y[EXACT:EXACT + 8] = torch.relu(flat[:8])
     return y.reshape(x.shape)
 
 

@@ -53,6 +53,19 @@ def test_planted_scale_bug_is_caught(fn, activation: str, shape, tmp_path) -> No
     assert failure.ulp_error is not None and failure.ulp_error > failure.details["bound"]
 
 
+def test_a_few_wrong_elements_of_an_exact_float64_kernel_are_caught(tmp_path) -> None:
+    # ReLU is exact (0 ulp): in float64 its screen interval must hold exactly the right value,
+    # not be empty (every element flagged, and only CONFIRM of them confirmed: 8 wrong ones in
+    # 17 million would go unseen).
+    outcome = run_scale(planted_regimes.relu_second_launch_reads_from_zero, "relu",
+                        dtype="float64", tmp_path=tmp_path)
+    assert outcome.status == "failed", outcome.reason or "the scale property held"
+    assert "wrong result at index (16777" in outcome.failure.message, format_failure(outcome)
+    # only the wrong ones are flagged (two of the eight happen to be right: relu(x) = 0 twice)
+    assert "6 of 6 flagged elements confirmed" in outcome.failure.message, \
+        format_failure(outcome)
+
+
 def test_tile_places_unit_r_at_row_r_mod_period() -> None:
     base = torch.arange(3 * 4, dtype=torch.float32).reshape(3, 4)
     x = tile(base, (2, 5, 4), 2)
