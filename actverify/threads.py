@@ -138,11 +138,18 @@ def child_env(env: MutableMapping[str, str], *, threads: int | None = None) -> i
 def configure_pytest(config) -> None:
     """For pytest_configure: every pytest process (the controller and each xdist worker)
     checks properties with `resolve()` threads; a bad OMP_NUM_THREADS stops the run with
-    status 2 and one line."""
+    status 2 and one line.  An xdist controller runs no test: it only exports the count its
+    workers inherit, since importing torch there (about 2 s of CPU) would delay the start of
+    every worker and check nothing."""
     import pytest
 
+    controller = (bool(config.getoption("numprocesses", None))
+                  and not hasattr(config, "workerinput"))
     try:
-        apply(work="properties")
+        if controller:
+            export(work="properties")
+        else:
+            apply(work="properties")
     except UsageError as exc:
         pytest.exit(f"actverify: {exc}", returncode=2)
 
