@@ -160,12 +160,17 @@ MAX_CHECK_WORKERS = 4
 RUNS_PER_WORKER = 40
 
 
+def _default_workers(runs: int | None) -> int:
+    """One worker per available core, at most MAX_CHECK_WORKERS and one per RUNS_PER_WORKER
+    of `runs` planned runs (None: not known yet)."""
+    most = min(available_cores(), MAX_CHECK_WORKERS)
+    return max(1, most if runs is None else min(most, runs // RUNS_PER_WORKER))
+
+
 def check_workers(workers: int | None, plan: Plan) -> int:
-    """How many supervised workers share a check: `workers`, else one per available core, at
-    most MAX_CHECK_WORKERS and one per RUNS_PER_WORKER planned runs (docs/performance.md)."""
-    if workers is None:
-        workers = min(available_cores(), MAX_CHECK_WORKERS, plan.size // RUNS_PER_WORKER)
-    return max(1, min(workers, plan.size))
+    """How many supervised workers share a check: `workers`, else `_default_workers` of the
+    plan (docs/performance.md); never more than the plan has runs."""
+    return max(1, min(_default_workers(plan.size) if workers is None else workers, plan.size))
 
 
 # Per property, dtype and device, the most runs a plan can hold; the devices of a check that
@@ -180,12 +185,9 @@ def workers_to_start(workers: int | None, *, properties: list[str] | None,
     properties whose plan cannot reach RUNS_PER_WORKER runs per worker starts fewer."""
     if workers is not None:
         return workers
-    most = min(available_cores(), MAX_CHECK_WORKERS)
-    if properties:
-        runs = (len(properties) * (len(dtypes) if dtypes else _MOST_DTYPES)
-                * (len(devices) if devices else _MOST_DEVICES))
-        most = min(most, runs // RUNS_PER_WORKER)
-    return max(1, most)
+    most_runs = (len(properties) * (len(dtypes) if dtypes else _MOST_DTYPES)
+                 * (len(devices) if devices else _MOST_DEVICES)) if properties else None
+    return _default_workers(most_runs)
 
 
 class Timeline:
