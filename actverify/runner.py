@@ -82,6 +82,22 @@ def failure_from(v: Violation, subject: Subject, prop: Property, case: Case,
     )
 
 
+# Bumped when the meaning of a stored example changes (what `Case` a choice sequence draws):
+# example databases then start afresh instead of replaying what no longer fits.
+_KEY_VERSION = b"actverify-property-run-1"
+
+
+def _identify(test: Callable, *, key: str, derandomize: bool) -> None:
+    """Give a run's Hypothesis test its database key and, when derandomized, its seed, both
+    from `key` (property, kernel, dtype, device, policy).  Why not Hypothesis's own: it derives
+    both from the test function's source, re-read and tokenized on every call (the test is a
+    closure built per run): about 3 ms of CPU per run, as much as a whole example."""
+    digest = hashlib.sha384(_KEY_VERSION + b"\0" + key.encode()).digest()
+    test._hypothesis_internal_database_key = digest
+    if derandomize:  # the same examples in every run of this key, as `derandomize` means
+        test._hypothesis_internal_use_seed = int.from_bytes(digest, "big")
+
+
 def run_property(prop: Property, subject: Subject, *, settings: Settings | None = None,
                  replay_dir: Path = REPLAY_DIR, call_timeout: float | None = None) -> Outcome:
     """Search for a counterexample to `prop` on `subject`; return what happened.
@@ -118,7 +134,7 @@ def run_property(prop: Property, subject: Subject, *, settings: Settings | None 
     test = Settings(base)(test)
     key = f"{prop.name}|{kernel_identity(subject.target)}|{subject.fmt.name}|"
     key += f"{subject.device}|{subject.policy.name}"
-    test.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()
+    _identify(test, key=key, derandomize=base.derandomize)
     start = time.perf_counter()
     finished = track_progress(outcome)
     token = CALL_TIMEOUT.set(call_timeout)
