@@ -200,7 +200,13 @@ def gelu_erfc(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
         if approximate == "tanh":
             u = 0.7978845608028654 * (t + 0.044715 * t * t * t)
             return t * torch.special.expit(2 * u)
-        return t / 2 * torch.special.erfc(-t * 0.7071067811865476)
+        # Past |t| = 40 the erfc factor is 0 or 2 exactly, and the product's backward would
+        # form g t / 2 (infinite for |t| near the float64 maximum) before multiplying it by
+        # erfc's zero derivative: a NaN gradient where the true one is g.  So the formula runs
+        # on t clamped to [-40, 40] and the tails are t and 0 themselves.
+        inner = t.clamp(-40.0, 40.0)
+        formula = inner / 2 * torch.special.erfc(-inner * 0.7071067811865476)
+        return torch.where(t > 40, t, torch.where(t < -40, torch.zeros_like(t), formula))
 
     return _in_float64(op, x)
 
