@@ -210,6 +210,24 @@ def every_dtype(bound: Bound) -> dict[str, Bound]:
     return {name: bound for name in DTYPE_NAMES}
 
 
+def with_limits(first: Callable[..., np.ndarray], *, minus: float, plus: float
+                ) -> Callable[..., np.ndarray]:
+    """`first` (f' of x and the parameters) taking its limits at -inf and +inf, where the
+    formula of a gated activation (x Phi(x), x sigmoid(x)) evaluates inf * 0 = NaN: the
+    derivative there is defined, and a kernel that returns it must pass (findings, B10)."""
+    def limited(x: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
+        d = first(x, *args, **kwargs)
+        return np.where(x == np.inf, plus, np.where(x == -np.inf, minus, d))
+
+    return limited
+
+
+def nan_at_infinity(x: np.ndarray, gx: np.ndarray, *_: Any) -> np.ndarray:
+    """Gradients a `Derivative.accepted` convention may allow: NaN at x = +-inf, what IEEE
+    evaluation of a gated activation's backward formula gives (PyTorch's, findings B10)."""
+    return np.isinf(x) & np.isnan(gx)
+
+
 _REGISTRY: dict[str, ActivationSpec] | None = None
 
 

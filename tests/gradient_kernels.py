@@ -173,3 +173,23 @@ PLANTED = {
     "gradcheck_wrong_formula": (_unary(_WrongFormula), "sigmoid", "float64", "gradcheck",
                                 "finite differences disagree with the backward"),
 }
+
+
+# ------------------------------------------------------- gated activations at infinity
+
+def _builtin_gradient(fn, x, g):
+    """PyTorch's own gradient of fn at x for upstream g (NaN at +-inf for SiLU and GELU)."""
+    with torch.enable_grad():
+        t = x.detach().requires_grad_()
+        return torch.autograd.grad(fn(t), t, g)[0]
+
+
+def at_infinity(fn, *, plus: float, name: str):
+    """fn with PyTorch's backward except at +-inf, where the gradient is g * plus (x = +inf)
+    and 0 (x = -inf): the limits (plus = 1) or a wrong value there."""
+    def backward(x, y, g):
+        inside = _builtin_gradient(fn, x, g)
+        return torch.where(x == torch.inf, g * plus,
+                           torch.where(x == -torch.inf, torch.zeros_like(g), inside))
+
+    return _unary(custom_function(fn, backward, name))

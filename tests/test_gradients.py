@@ -5,12 +5,14 @@ property (a custom Function is checked exactly like a built-in)."""
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import HealthCheck, Phase, settings
 
 from actverify.accuracy import DEFAULT
 from actverify.dtypes import DTYPE_NAMES, float_format
-from actverify.properties import Subject, all_properties, properties_for
+from actverify.properties import Subject, Violation, all_properties, properties_for
 from actverify.runner import format_failure, run_property
+from actverify.strategies import Case
 from actverify.targets import target_from_callable
 from tests import gradient_kernels
 
@@ -49,3 +51,27 @@ def test_correct_custom_function_passes_every_derivative_property(activation: st
     failed = [o for o in outcomes if o.status != "passed"]
     assert not failed, "\n\n".join(format_failure(o) if o.failure else f"{o.property}: "
                                    f"{o.reason}" for o in failed)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu"])
+def test_gradient_at_infinity_is_the_limit(activation: str) -> None:
+    """SiLU's and GELU's derivatives tend to 1 at +inf and 0 at -inf, where IEEE evaluation of
+    their formulas gives NaN (PyTorch's, accepted by convention: findings B10).  The limits
+    pass, NaN passes, and a wrong finite value there is caught."""
+    fn = getattr(torch.nn.functional, activation)
+    x = torch.tensor([torch.inf, -torch.inf, 1.0], dtype=torch.float64)
+    g = torch.tensor([2.0, 3.0, 1.0], dtype=torch.float64)
+    kernels = {"pytorch": (fn, True),
+               "limits": (gradient_kernels.at_infinity(fn, plus=1.0, name="Limits"), True),
+               "zero at +inf": (gradient_kernels.at_infinity(fn, plus=0.0, name="Zero"), False)}
+    for label, (kernel, holds) in kernels.items():
+        subject = Subject(target_from_callable(kernel, activation), float_format("float64"),
+                          "cpu", DEFAULT)
+
+        try:
+            all_properties()["gradient_accuracy"].test(subject, Case(x, {}, upstream=g))
+            caught = False
+        except Violation:
+            caught = True
+
+        assert caught != holds, f"{label}: {'caught' if caught else 'missed'}"

@@ -13,7 +13,8 @@ from actverify.accuracy import ulp
 from actverify.activations.sigmoid import reference as sigmoid
 from actverify.activations.sigmoid import thresholds as sigmoid_thresholds
 from actverify.spec import (ActivationSpec, Bound, Derivative, EntryPoint, Param, Relation,
-                            every_dtype, odd_part_is_x)
+                            every_dtype, nan_at_infinity, odd_part_is_x,
+                            with_limits)
 
 # The error of the gate (1 + erf(x / sqrt 2), 1 + tanh u) allowed in units of the working
 # precision: PyTorch's vectorised CPU GELU needs 9.2 (float32, x = -3.4796, findings); CUDA's
@@ -195,6 +196,10 @@ def first(x: np.ndarray, approximate: str = "none") -> np.ndarray:
         return normal_cdf(x) + x * _density(x)
 
 
+# f' with its limits at -inf (0) and +inf (1), where the formula gives NaN.
+_first = with_limits(first, minus=0.0, plus=1.0)
+
+
 def _working_precision(fmt) -> int:
     # 16-bit kernels compute in float32 (or better) and round once.
     return max(fmt.precision, 24)
@@ -292,8 +297,8 @@ SPEC = ActivationSpec(
     accepted=lambda x, y, p: (((x == -np.inf) & (y == 0)) | ((x == np.inf) & np.isnan(y))
                               | ((y == np.inf) & (x > F32_HALF_MAX) & (x <= F32_MAX))),
     derivative=Derivative(
-        vjp=lambda x, g, approximate="none": g * first(x, approximate),
-        first=first,
+        vjp=lambda x, g, approximate="none": g * _first(x, approximate),
+        first=_first,
         bounds=every_dtype(Bound(4.0, "Phi(x) + x phi(x) from the saved input: the gate "
                                       "within 2 ulp and two roundings; plus the cancellation "
                                       "term for x < 0")),
@@ -301,7 +306,9 @@ SPEC = ActivationSpec(
         # PyTorch's tanh-form backward evaluates x^3 and 3 kappa x^2 in the format: they
         # overflow for |x| beyond the cube root of the largest value, and the gradient is NaN
         # there (findings) where the true derivative is 0 or 1.
-        accepted=lambda x, gx, p, fmt: _cube_overflows_where_nan(x, gx, p, fmt),
+        # And NaN at +-inf: Phi(x) + x phi(x) evaluates inf * 0 there (findings B10).
+        accepted=lambda x, gx, p, fmt: (_cube_overflows_where_nan(x, gx, p, fmt)
+                                        | nan_at_infinity(x, gx)),
     ),
     thresholds=lambda fmt: (0.0, -0.7517915246, *sigmoid_thresholds(fmt)),
     conventions=(

@@ -11,7 +11,8 @@ from actverify.activations.sigmoid import fast_reference as sigmoid_pair
 from actverify.activations.sigmoid import reference as sigmoid
 from actverify.activations.sigmoid import thresholds as sigmoid_thresholds
 from actverify.spec import (ActivationSpec, Bound, Derivative, EntryPoint, Relation,
-                            every_dtype, odd_part_is_x)
+                            every_dtype, nan_at_infinity, odd_part_is_x,
+                            with_limits)
 
 # The minimum of x sigmoid(x), at the root of 1 + x (1 - sigmoid(x)) = 0.
 X_MIN = -1.2784645427610737
@@ -34,6 +35,10 @@ def first(x: np.ndarray) -> np.ndarray:
     # backward is judged with the absolute term of `_backward_error`.
     with np.errstate(invalid="ignore", over="ignore"):
         return sigmoid(x) * (1 + x * sigmoid(-x))
+
+
+# f' with its limits at -inf (0) and +inf (1), where the formula gives NaN.
+_first = with_limits(first, minus=0.0, plus=1.0)
 
 
 def _working(fmt) -> tuple[int, float, float]:
@@ -105,8 +110,10 @@ SPEC = ActivationSpec(
     # may have flushed it (sigmoid's F1), which zeroes silu(x) whose true value is normal.
     accepted=lambda x, y, p: (y == 0) & ((x == -np.inf) | _sigmoid_underflows(x)),
     derivative=Derivative(
-        vjp=lambda x, g: g * first(x),
-        first=first,
+        vjp=lambda x, g: g * _first(x),
+        first=_first,
+        # NaN at +-inf: s (1 + x (1 - s)) evaluates inf * 0 there (findings B10).
+        accepted=nan_at_infinity,
         bounds=every_dtype(Bound(
             SIGMOID_BACKWARD.ulps + 1,
             "g s (1 + x (1 - s)) from the saved input: sigmoid's backward's three roundings "
