@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import queue
 import sys
 import threading
 import time
@@ -225,48 +226,49 @@ Run = Callable[[str, str, str], Outcome]  # (dtype, device, property) -> its out
 
 
 @contextlib.contextmanager
-def _outcomes(items: list[tuple[str, str, str]], runs: list[Run]) -> Iterator[Iterator[Outcome]]:
-    """The outcomes of `items`, in their order, each run by one of `runs` (one thread each:
-    a supervised worker's runs wait on its pipe, not on the GIL).  Leaving the block stops
-    handing out items; what is running then is left to the caller's clean-up (closing the
-    workers)."""
+def _outcomes(items: list[tuple[str, str, str]], runs: list[Run]
+              ) -> Iterator[Iterator[tuple[int, Outcome]]]:
+    """(index in `items`, outcome) of every item, each run by one of `runs` (one thread each:
+    a supervised worker's runs wait on its pipe, not on the GIL), as they complete.  Several
+    runs take the items from the end of the plan back: a plan lists float64 last (its runs
+    cost the most: an extended-precision reference) and each dtype's semantic checks
+    (signature, input left unmodified, ...) first, the cheapest; so the longest runs start
+    first and cheap ones fill in at the end, instead of one worker finishing float64 alone
+    while the other idles.  The report keeps plan order (`Report.add`'s place).  Leaving the
+    block stops handing out items; what is running then is left to the caller's clean-up
+    (closing the workers)."""
     if len(runs) == 1:
-        yield (runs[0](*item) for item in items)
+        yield ((i, runs[0](*item)) for i, item in enumerate(items))
         return
-    done: dict[int, Outcome | BaseException] = {}
-    ready = threading.Condition()
-    queue = iter(range(len(items)))
+    finished: queue.Queue[tuple[int, Outcome | BaseException]] = queue.Queue()
+    order = iter(range(len(items) - 1, -1, -1))
+    hand_out = threading.Lock()
     stop = threading.Event()
 
     def serve(run: Run) -> None:
         while not stop.is_set():
-            with ready:
-                i = next(queue, None)
+            with hand_out:
+                i = next(order, None)
             if i is None:
                 return
             try:
                 result: Outcome | BaseException = run(*items[i])
             except BaseException as exc:  # handed to the main thread, which raises it
                 result = exc
-            with ready:
-                done[i] = result
-                ready.notify_all()
+            finished.put((i, result))
 
-    def in_order() -> Iterator[Outcome]:
-        for i in range(len(items)):
-            with ready:
-                while i not in done:
-                    ready.wait()  # SIGINT/SIGTERM interrupt it in the main thread
-                result = done.pop(i)
+    def as_completed() -> Iterator[tuple[int, Outcome]]:
+        for _ in items:
+            i, result = finished.get()  # SIGINT/SIGTERM interrupt it in the main thread
             if isinstance(result, BaseException):
                 raise result
-            yield result
+            yield i, result
 
     for run in runs:
         threading.Thread(target=serve, args=(run,), daemon=True,
                          name="actverify-check-worker").start()
     try:
-        yield in_order()
+        yield as_completed()
     finally:
         stop.set()
 
@@ -290,10 +292,10 @@ def _run(plan: Plan, runs: list[Run], *, json_file: Path | None, devices_given: 
     items = [(s.dtype, s.device, name) for s in plan.subjects for name in s.to_run]
     with report.running(), _outcomes(items, runs) as outcomes, \
             progress(total=plan.size, label="checking", console=console) as bar:
-        for outcome in outcomes:
+        for place, outcome in outcomes:
             timeline.mark("first result")
             bar.describe(f"{plan.target} {outcome.dtype} {outcome.device}")
-            report.add(outcome)
+            report.add(outcome, place=place)
             bar()
     timeline.mark("done")
     timeline.print()

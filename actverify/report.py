@@ -9,6 +9,7 @@ applied.  `exit_status` maps the verdict onto the one exit-code table (EXIT_STAT
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import math
@@ -58,6 +59,8 @@ class Report:
     interrupted: str | None = None  # why the run stopped early (a signal, the worker, ...)
     finished: bool = False  # the run came to its end (not still running, not cut short)
     _saved_at: float = field(default=-math.inf, repr=False, compare=False)  # see SAVE_EVERY
+    # The plan position of each outcome, where runs complete out of plan order (`add`).
+    _places: list[int] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -114,10 +117,16 @@ class Report:
             why.append(f"{c['not_run']} never ran")
         return why
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, *, place: int | None = None) -> None:
         """Keep an outcome; with a JSON path, rewrite the file (at once for anything but a
-        pass, else at most every SAVE_EVERY seconds) so that little gathered is lost."""
-        self.outcomes.append(outcome)
+        pass, else at most every SAVE_EVERY seconds) so that little gathered is lost.
+        `place`: its position in the plan, for runs that complete out of order (the
+        outcomes stay in plan order); None: after every outcome kept so far."""
+        if place is None:
+            place = self._places[-1] + 1 if self._places else 0
+        at = bisect.bisect(self._places, place)
+        self._places.insert(at, place)
+        self.outcomes.insert(at, outcome)
         if self.json_path is None:
             return
         now = time.monotonic()
