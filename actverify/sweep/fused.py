@@ -317,7 +317,8 @@ def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Te
 def _pair_screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Tensor,
                  y_canon: torch.Tensor, c_neg: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """`_screen` for a mirrored pair of full chunks: x the non-negative inputs (ascending),
-    y = f(x) and y_neg = f(-x) (the mirror chunk, descending in value), from one kernel call.
+    y = f(x) and y_neg = f(-x) (the mirror chunk, descending in value; every input through
+    the kernel once).
     Both halves are judged (one float64 reference call gives f(x) and f(-x)), the symmetry
     check compares the two halves, and the monotonicity test runs over y ascending and y_neg
     descending.  Returns (the largest error of each half, both infinite where the pair is
@@ -533,18 +534,31 @@ class _FastEngine:
         torch.arange(a - (1 << 31), a - (1 << 31) + n * step, step, out=bits[n:])
         return bits.view(torch.float32)
 
+    def _pair_outputs(self, xp: torch.Tensor, xn: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The kernel's (and the canonical kernel's) outputs on both halves of a pair: one
+        call per half, so that every input goes through the kernel once.  Not one call on
+        both: a pair's 32 MB output is above glibc's largest mmap threshold, so each call got
+        fresh pages from the system and paid a page fault per 4 KB (the kernel took 25 ms
+        instead of 6 on a pair of 4 M-input halves); a half's 16 MB are reused from call to
+        call, as the chunks in value order and the bare pass reuse theirs."""
+        s, params = self.state.s, self.state.params
+        yp, yn = s.call(xp, params), s.call(xn, params)
+        if not self.cfg.canonical:
+            return yp, yn, yp, yn
+        return yp, yn, s.canonical(xp, params), s.canonical(xn, params)
+
     def run_pair(self, neg: tuple[int, int, int], pos: tuple[int, int, int]) -> torch.Tensor:
         """Analyse a mirrored pair of chunks (`_KeySet.mirror_chunks`, visited outward from
-        zero) with one kernel call for both; returns the pair's 2n inputs.  An unflagged pair
+        zero), each input through the kernel once (`_pair_outputs`); returns the pair's 2n
+        inputs.  An unflagged pair
         of full chunks is settled by the pair screen; otherwise each half is analysed by the
         full pass as a chunk of its own, in value order, with the other half's outputs as
         its f(-x)."""
-        state, s, cfg = self.state, self.state.s, self.cfg
+        state, cfg = self.state, self.cfg
         n = pos[2]
         x2 = self._pair_inputs(pos[0], pos[1], n)
-        y2 = s.call(x2, state.params)
-        c2 = s.canonical(x2, state.params) if cfg.canonical else y2
-        xp, xn, yp, yn, cp, cn = x2[:n], x2[n:], y2[:n], y2[n:], c2[:n], c2[n:]
+        xp, xn = x2[:n], x2[n:]
+        yp, yn, cp, cn = self._pair_outputs(xp, xn)
         first_pair = self._pairs == 0  # its halves meet at zero: the seam pair
         self._pairs += 1
         Half = Callable[[End | None, End | None], tuple[End | None, End | None]]
@@ -835,14 +849,11 @@ def _validate_pair(engine: _FastEngine, x: torch.Tensor) -> str | None:
     validation inputs x (ascending, padded) and their negatives: it must flag whatever the
     full pass finds on either half, and where it flags nothing give each half's maximum and
     the two halves' counts summed."""
-    state, s = engine.state, engine.state.s
     bits = torch.unique(x.view(torch.int32) & 0x7FFFFFFF)  # sorted: ascending magnitudes
     xp = engine._pad(bits.view(torch.float32))
-    x2 = torch.cat([xp, -xp])
-    y2 = s.call(x2, state.params)
-    c2 = s.canonical(x2, state.params) if engine.cfg.canonical else y2
+    xn = -xp
+    yp, yn, cp, cn = engine._pair_outputs(xp, xn)
     n = engine.chunk
-    xn, yp, yn, cp, cn = x2[n:], y2[:n], y2[n:], c2[:n], c2[n:]
     m, counts = _full_counts(engine, (xp, yp, yn, cp))
     m_neg, counts_neg = _full_counts(engine, tuple(t.flip(0) for t in (xn, yn, yp, cn)))
     sm, sm_neg, *packed = (float(v) if i < 2 else v for i, v in
