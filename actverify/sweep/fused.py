@@ -150,7 +150,9 @@ def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Ten
         special = None
     excused = valid & (yd == 0) & (r.abs() < cfg.tiny) if cfg.allow_flush else \
         torch.zeros_like(valid)
-    counted = valid & ~excused & (err != math.inf) & (xd == xd)
+    # as the exact engine's maximum: NaN inputs left out, a NaN result for a number (an
+    # infinite error) counted
+    counted = valid & ~excused & (xd == xd)
     errm = torch.where(counted, err, -1.0)
     if mode == "argmax":
         return errm.max(0)
