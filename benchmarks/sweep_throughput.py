@@ -9,8 +9,8 @@
    check; the median time of each sweep and the total (target: < 1 s idle).
 2. float32: sigmoid, forward only, through the fused pass over every STRIDE-th bit pattern of
    the whole float32 space (2^32 / STRIDE values), once accuracy-only and once with the
-   monotonicity and point-symmetry checks (whose sweep visits mirrored pairs of chunks, one
-   kernel call for x and -x); the median values/s (targets: 200 M/s accuracy only, 250 M/s
+   monotonicity and point-symmetry checks (whose sweep visits mirrored pairs of chunks, each
+   input through the kernel once, f(-x) from the mirror half); the median values/s (targets: 200 M/s accuracy only, 250 M/s
    with the checks, on 2 cores), and the time all 2^32 inputs take at that rate (with
    `--float32-stride 1 --repeats 1` the sweeps cover all 2^32 inputs).
    The compile time of the fused pass is printed separately and not counted.  Both are also

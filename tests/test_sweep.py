@@ -169,6 +169,7 @@ def test_the_compiled_fused_pass_matches_the_exact_engine(monkeypatch, request):
     exact = sweep_elementwise(target, engine="exact", **kw)
     assert paired.engine == "fused-compiled" and not paired.notes
     assert _figures(paired) == _figures(exact)
+    _a_nan_result_is_flagged_by_the_screens(use_compile=True)
 
 
 def test_a_planted_softmax_bug_is_found_with_its_row():
@@ -479,8 +480,8 @@ def _figures(r) -> dict:
 
 
 def test_mirrored_pairs_agree_with_the_unpaired_pass_and_the_exact_engine(monkeypatch):
-    """A whole-space sweep with the symmetry check visits pairs of mirrored chunks (one kernel
-    call for x and -x): it finds the bugs planted on the negative half only, at a chunk's
+    """A whole-space sweep with the symmetry check visits pairs of mirrored chunks (a kernel
+    call per half, f(-x) the mirror half's own output): it finds the bugs planted on the negative half only, at a chunk's
     first input, at the seam at zero and across the boundaries between pairs on both sides,
     with the same counts, maxima and examples as the fused pass over chunks in value order
     and as the exact engine; and the kernel sees every swept input exactly once."""
@@ -499,8 +500,10 @@ def test_mirrored_pairs_agree_with_the_unpaired_pass_and_the_exact_engine(monkey
     with monkeypatch.context() as mp:
         mp.setattr(driver, "_validate_fast", lambda engine, state: None)  # calls of its own
         paired = sweep_elementwise(target, engine="fast", use_compile=False, **kw)
-    pair_calls = [c for c in calls if c.numel() == 1 << 17]
-    assert len(pair_calls) == 8  # 2^19 non-negative inputs in halves of 2^16
+    # 2^20 inputs in 8 pairs of halves of 2^16, one call per half (then `finish` calls the
+    # kernel again on the chunks whose worst input it locates)
+    pair_calls = calls[:16]
+    assert [c.numel() for c in pair_calls] == [1 << 16] * 16
     swept = torch.sort(torch.cat(pair_calls).to(torch.int64) & 0xFFFFFFFF).values
     assert torch.equal(swept, torch.arange(0, 1 << 32, 1 << 12))  # each exactly once
     with monkeypatch.context() as mp:
@@ -523,6 +526,38 @@ def test_mirrored_pairs_agree_with_the_unpaired_pass_and_the_exact_engine(monkey
     assert (a.max_ulp, a.histogram, a.not_correctly_rounded, a.worst) == (
         b.max_ulp, b.histogram, b.not_correctly_rounded, b.worst)
     assert np.array_equal(paired.arrays["chunk_max"], unpaired.arrays["chunk_max"])
+
+
+MINUS_THREE_QUARTERS = 0xBF400000  # inside the negative half of a pair
+
+
+def sigmoid_nan_at_a_finite_input(x: torch.Tensor) -> torch.Tensor:
+    """torch.sigmoid with NaN at one finite input, -0.75, in the middle of a chunk."""
+    y = torch.sigmoid(x)
+    return torch.where(_bits(x, F32) == MINUS_THREE_QUARTERS, torch.full_like(y, math.nan), y)
+
+
+def _a_nan_result_is_flagged_by_the_screens(*, use_compile: bool) -> None:
+    """The screens flag a NaN result through their NaN-propagating maxima (no test of their
+    own): accuracy only, where the chunk screen's error maximum alone can see it, and with
+    every check, through the pair screen; both give the exact engine's figures."""
+    target = target_from_callable(sigmoid_nan_at_a_finite_input, "sigmoid", name="nan_result")
+    for checks in ((), None):
+        kw = dict(fmt="float32", backward=False, bit_range=(0, 1 << 32), stride=1 << 12,
+                  checks=checks)
+        fast = sweep_elementwise(target, engine="fast", use_compile=use_compile, **kw)
+        exact = sweep_elementwise(target, engine="exact", **kw)
+        assert not fast.notes and fast.engine.startswith("fused")
+        fig = _figures(fast)
+        assert fig["violations"] == 1 and fig["examples"] == [f"{MINUS_THREE_QUARTERS:#010x}"]
+        assert fast.passes["forward"].max_ulp == math.inf  # the NaN result, as exact gives it
+        # as JSON: the check examples hold f(-x) = NaN, and NaN != NaN in a dict comparison
+        assert json.dumps(fig, sort_keys=True) == json.dumps(_figures(exact), sort_keys=True)
+
+
+def test_a_nan_result_is_flagged_by_the_screens(monkeypatch):
+    monkeypatch.setattr(driver, "FAST_CHUNK", 1 << 16)  # full chunks: the screens run
+    _a_nan_result_is_flagged_by_the_screens(use_compile=False)
 
 
 def test_mirrored_pairs_are_only_for_mirrored_input_sets():

@@ -108,8 +108,8 @@ def sweep_elementwise(target: Target, *, fmt: FloatFormat | str, device: str = "
             result.notes.append("fused pass not available here; exact engine used")
         else:
             state.keep = False
-            # a mirrored input set with the symmetry check: pairs of chunks, one kernel call
-            # for x and -x (each input's f(-x) is another input's f(x))
+            # a mirrored input set with the symmetry check: pairs of chunks, each input
+            # through the kernel once (its f(-x) is the mirror input's own f(x))
             fast = _FastEngine(state, chunk=FAST_CHUNK, use_compile=use_compile,
                                paired=keyset.mirrored())
             if fast.key not in _VALIDATED or not fast.compiled:

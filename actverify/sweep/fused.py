@@ -150,7 +150,9 @@ def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Ten
         special = None
     excused = valid & (yd == 0) & (r.abs() < cfg.tiny) if cfg.allow_flush else \
         torch.zeros_like(valid)
-    counted = valid & ~excused & (err != math.inf) & (xd == xd)
+    # as the exact engine's maximum: NaN inputs left out, a NaN result for a number (an
+    # infinite error) counted
+    counted = valid & ~excused & (xd == xd)
     errm = torch.where(counted, err, -1.0)
     if mode == "argmax":
         return errm.max(0)
@@ -210,31 +212,52 @@ def _fused(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Ten
 
 
 def _screen_half(cfg: _FusedConfig, y: torch.Tensor, r: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One output against its float64 reference, as the screen sees it: (y as float64, the
-    plain |y - r| / ulp(r), what needs looking at)."""
+    plain |y - r| / ulp(r), the largest error that enters the maximum, whether anything needs
+    looking at).  The flag is a few maxima compared once after the loop (an error above the
+    allowance or NaN: the maximum is NaN-propagating; an overflowing reference), not a mask
+    tested and blended into the maximum at every input: the masks and their conversions were
+    10 of the pair screen's 32 ms per pair of 4 M-input halves."""
     yd = y.double()
     err = (yd - r).abs() * _inv_ulp(r, cfg)
-    fine = err <= cfg.allowed
+    look = ~(err.max() <= cfg.allowed)
     if not cfg.bounded:
-        fine = fine & (r.abs() < cfg.overflow)
-    look = ~fine
+        look = look | ~(r.abs().max() < cfg.overflow)
     if cfg.zero_sign:
-        look = look | ((yd == 0) & (r == 0) & (_negative(yd) != _negative(r)))
-    return yd, err, look
+        look = look | ((yd == 0) & (r == 0) & (_negative(yd) != _negative(r))).any()
+    return yd, err, _counted(cfg, yd, r, err).max(), look
 
 
-def _symmetry_miss(cfg: _FusedConfig, xd: torch.Tensor, yd: torch.Tensor, ynd: torch.Tensor,
+def _inputs_look(cfg: _FusedConfig, x: torch.Tensor, xd: torch.Tensor, params: dict,
+                 *, mirrored: bool) -> torch.Tensor:
+    """Whether the inputs themselves need looking at: an infinite or NaN input (the symmetry
+    check counts the finite ones), an input outside `defined` (the monotonicity chain breaks
+    there), for x and, with `mirrored`, for -x as well."""
+    look = torch.zeros((), dtype=torch.bool, device=x.device)
+    if cfg.symmetry is not None:
+        look = look | ~(xd.abs().max() < math.inf)
+    if cfg.monotone and cfg.defined is not None:
+        outside = ~cfg.defined(x, params)
+        if mirrored:
+            outside = outside | ~cfg.defined(-x, params)
+        look = look | outside.any()
+    return look
+
+
+def _symmetry_look(cfg: _FusedConfig, xd: torch.Tensor, yd: torch.Tensor, ynd: torch.Tensor,
                    r: torch.Tensor, rn: torch.Tensor) -> torch.Tensor:
-    """Where f(-x) = 2c - f(x) may fail.  A sufficient form of the full pass's test, without
-    the float64 -> int64 bit casts that inductor does not vectorize: below the overflow
-    threshold ulp(v) > |v| 2^-p, so an input that passes here passes the bound
-    (ulp(r) + ulp(rn)); a miss is only a flag, and the full pass decides."""
+    """Whether f(-x) = 2c - f(x) may fail anywhere.  A sufficient form of the full pass's test,
+    without the float64 -> int64 bit casts that inductor does not vectorize: below the
+    overflow threshold ulp(v) > |v| 2^-p, so an input that passes here passes the bound
+    (ulp(r) + ulp(rn)); a miss is only a flag, and the full pass decides.  The largest
+    |f(-x) - (2c - f(x))| - tol is compared once after the loop: it is positive or NaN
+    wherever the bound is not met (rounding keeps the sign of a difference)."""
     tol = cfg.bound * 2.0 ** -cfg.precision * (r.abs() + rn.abs())
-    miss = ~((ynd - (2 * cfg.symmetry - yd)).abs() <= tol)
+    look = ~(((ynd - (2 * cfg.symmetry - yd)).abs() - tol).max() <= 0)
     if cfg.zero_sign and cfg.symmetry == 0:
-        miss = miss | ((xd == 0) & (_negative(yd) == _negative(ynd)))
-    return miss
+        look = look | ((xd == 0) & (_negative(yd) == _negative(ynd))).any()
+    return look
 
 
 def _differs(y: torch.Tensor, y_canon: torch.Tensor) -> torch.Tensor:
@@ -295,29 +318,25 @@ def _screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Te
     params = dict(cfg.params)
     xd = x.double()
     r, rn = cfg.reference(xd, params)
-    yd, err, look = _screen_half(cfg, y, r)
-    if cfg.symmetry is not None:  # the symmetry check counts the finite inputs
-        look = look | ~(xd.abs() < math.inf)
-    if cfg.monotone and cfg.defined is not None:
-        look = look | ~cfg.defined(x, params)
+    yd, err, m, look = _screen_half(cfg, y, r)
+    look = look | _inputs_look(cfg, x, xd, params, mirrored=False)
     if cfg.symmetry is not None:
         if rn is None:
             rn = cfg.reference(-xd, params)[0]
-        look = look | _symmetry_miss(cfg, xd, yd, y_neg.double(), r, rn)
+        look = look | _symmetry_look(cfg, xd, yd, y_neg.double(), r, rn)
     if cfg.canonical:
-        look = look | _differs(y, y_canon)
-    # One reduction gives the maximum and the flag (an infinite maximum): a second one over
-    # the same loop makes inductor split it and compute the reference twice.
-    m = torch.where(look, math.inf, _counted(cfg, yd, r, err)).max()
+        look = look | _differs(y, y_canon).any()
     if cfg.monotone:
-        m = torch.where((~(y[1:] >= y[:-1])).any(), math.inf, m)
+        look = look | (~(y[1:] >= y[:-1])).any()
+    m = torch.where(look, math.inf, m)
     return (m, *_packed_counts(cfg, (err,)))
 
 
 def _pair_screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: torch.Tensor,
                  y_canon: torch.Tensor, c_neg: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """`_screen` for a mirrored pair of full chunks: x the non-negative inputs (ascending),
-    y = f(x) and y_neg = f(-x) (the mirror chunk, descending in value), from one kernel call.
+    y = f(x) and y_neg = f(-x) (the mirror chunk, descending in value; every input through
+    the kernel once).
     Both halves are judged (one float64 reference call gives f(x) and f(-x)), the symmetry
     check compares the two halves, and the monotonicity test runs over y ascending and y_neg
     descending.  Returns (the largest error of each half, both infinite where the pair is
@@ -328,19 +347,15 @@ def _pair_screen(cfg: _FusedConfig, x: torch.Tensor, y: torch.Tensor, y_neg: tor
     r, rn = cfg.reference(xd, params)
     if rn is None:
         rn = cfg.reference(-xd, params)[0]
-    yd, err, look = _screen_half(cfg, y, r)
-    ynd, err_neg, look_neg = _screen_half(cfg, y_neg, rn)
-    look = look | look_neg | ~(xd.abs() < math.inf)
-    if cfg.monotone and cfg.defined is not None:
-        look = look | ~cfg.defined(x, params) | ~cfg.defined(-x, params)
-    look = look | _symmetry_miss(cfg, xd, yd, ynd, r, rn)
+    yd, err, m, look = _screen_half(cfg, y, r)
+    ynd, err_neg, m_neg, look_neg = _screen_half(cfg, y_neg, rn)
+    look = (look | look_neg | _inputs_look(cfg, x, xd, params, mirrored=True)
+            | _symmetry_look(cfg, xd, yd, ynd, r, rn))
     if cfg.canonical:
-        look = look | _differs(y, y_canon) | _differs(y_neg, c_neg)
-    m = torch.where(look, math.inf, _counted(cfg, yd, r, err)).max()
-    m_neg = torch.where(look, math.inf, _counted(cfg, ynd, rn, err_neg)).max()
+        look = look | (_differs(y, y_canon) | _differs(y_neg, c_neg)).any()
     if cfg.monotone:
-        m = torch.where((~(y[1:] >= y[:-1])).any() | (~(y_neg[:-1] >= y_neg[1:])).any(),
-                        math.inf, m)
+        look = look | (~(y[1:] >= y[:-1])).any() | (~(y_neg[:-1] >= y_neg[1:])).any()
+    m, m_neg = torch.where(look, math.inf, m), torch.where(look, math.inf, m_neg)
     return (m, m_neg, *_packed_counts(cfg, (err, err_neg)))
 
 
@@ -533,18 +548,31 @@ class _FastEngine:
         torch.arange(a - (1 << 31), a - (1 << 31) + n * step, step, out=bits[n:])
         return bits.view(torch.float32)
 
+    def _pair_outputs(self, xp: torch.Tensor, xn: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The kernel's (and the canonical kernel's) outputs on both halves of a pair: one
+        call per half, so that every input goes through the kernel once.  Not one call on
+        both: a pair's 32 MB output is above glibc's largest mmap threshold, so each call got
+        fresh pages from the system and paid a page fault per 4 KB (the kernel took 25 ms
+        instead of 6 on a pair of 4 M-input halves); a half's 16 MB are reused from call to
+        call, as the chunks in value order and the bare pass reuse theirs."""
+        s, params = self.state.s, self.state.params
+        yp, yn = s.call(xp, params), s.call(xn, params)
+        if not self.cfg.canonical:
+            return yp, yn, yp, yn
+        return yp, yn, s.canonical(xp, params), s.canonical(xn, params)
+
     def run_pair(self, neg: tuple[int, int, int], pos: tuple[int, int, int]) -> torch.Tensor:
         """Analyse a mirrored pair of chunks (`_KeySet.mirror_chunks`, visited outward from
-        zero) with one kernel call for both; returns the pair's 2n inputs.  An unflagged pair
+        zero), each input through the kernel once (`_pair_outputs`); returns the pair's 2n
+        inputs.  An unflagged pair
         of full chunks is settled by the pair screen; otherwise each half is analysed by the
         full pass as a chunk of its own, in value order, with the other half's outputs as
         its f(-x)."""
-        state, s, cfg = self.state, self.state.s, self.cfg
+        state, cfg = self.state, self.cfg
         n = pos[2]
         x2 = self._pair_inputs(pos[0], pos[1], n)
-        y2 = s.call(x2, state.params)
-        c2 = s.canonical(x2, state.params) if cfg.canonical else y2
-        xp, xn, yp, yn, cp, cn = x2[:n], x2[n:], y2[:n], y2[n:], c2[:n], c2[n:]
+        xp, xn = x2[:n], x2[n:]
+        yp, yn, cp, cn = self._pair_outputs(xp, xn)
         first_pair = self._pairs == 0  # its halves meet at zero: the seam pair
         self._pairs += 1
         Half = Callable[[End | None, End | None], tuple[End | None, End | None]]
@@ -835,14 +863,11 @@ def _validate_pair(engine: _FastEngine, x: torch.Tensor) -> str | None:
     validation inputs x (ascending, padded) and their negatives: it must flag whatever the
     full pass finds on either half, and where it flags nothing give each half's maximum and
     the two halves' counts summed."""
-    state, s = engine.state, engine.state.s
     bits = torch.unique(x.view(torch.int32) & 0x7FFFFFFF)  # sorted: ascending magnitudes
     xp = engine._pad(bits.view(torch.float32))
-    x2 = torch.cat([xp, -xp])
-    y2 = s.call(x2, state.params)
-    c2 = s.canonical(x2, state.params) if engine.cfg.canonical else y2
+    xn = -xp
+    yp, yn, cp, cn = engine._pair_outputs(xp, xn)
     n = engine.chunk
-    xn, yp, yn, cp, cn = x2[n:], y2[:n], y2[n:], c2[:n], c2[n:]
     m, counts = _full_counts(engine, (xp, yp, yn, cp))
     m_neg, counts_neg = _full_counts(engine, tuple(t.flip(0) for t in (xn, yn, yp, cn)))
     sm, sm_neg, *packed = (float(v) if i < 2 else v for i, v in
