@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,6 +65,24 @@ def to_reference(x: torch.Tensor, fmt: FloatFormat) -> np.ndarray:
         return values if fresh else values.copy()
     with np.errstate(invalid="ignore"):  # a signalling NaN quietens on the way: still NaN
         return values.astype(rt)
+
+
+# x87 extended values fill 10 of the bytes numpy stores each in (12 or 16); numpy leaves the
+# others as it found the memory, so two arrays of equal values differ there.
+_PADDED = (np.finfo(np.longdouble).nmant == 63 and np.dtype(np.longdouble).itemsize > 10)
+
+
+def value_digest(values: np.ndarray) -> bytes:
+    """A digest of an array's exact values (with its dtype and shape), for memos keyed by
+    values: equal arrays give equal digests, extended precision too (its padding bytes are
+    left out: hashing them made equal arrays converted apart miss every memo)."""
+    a = np.ascontiguousarray(values)
+    data = a.view(np.uint8)
+    if _PADDED and a.dtype == np.longdouble:
+        data = data.reshape(-1, a.dtype.itemsize)[:, :10]
+    digest = hashlib.blake2b(np.ascontiguousarray(data).data, digest_size=16)
+    digest.update(f"{a.dtype.str}{np.shape(values)}".encode())
+    return digest.digest()
 
 
 @functools.lru_cache(maxsize=8)

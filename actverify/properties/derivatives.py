@@ -17,7 +17,7 @@ from actverify.judgement import (at_kink_within_subdifferential, both_convention
                                  judge_gradient, own_output_error, second_tolerance, tolerance)
 from actverify.properties.base import Subject, TargetMisbehaved, Violation, define, observe
 from actverify.properties.semantics import differ, inconsistent, not_canonical
-from actverify.strategies import (LAYOUTS, Case, apply_layout, seam_values, shapes,
+from actverify.strategies import (LAYOUTS, Case, apply_layout, shapes,
                                   upstream_gradient)
 
 
@@ -134,22 +134,21 @@ def gradient_linearity(s: Subject, case: Case) -> None:
      inputs=lambda s: with_upstream(s, allow_empty=False, min_dims=2), kind="backward")
 def gradient_layout_invariance(s: Subject, case: Case) -> None:
     x, g = case.x, case.upstream
-    # The contiguous gradient and the tolerance once per distinct input: every layout but
-    # 'expanded' holds x's own values.
-    plain = {False: (x, gradient(s, x, g, case.params), tolerance(s, x, g, case.params))}
+    # The contiguous gradient once per distinct input: every layout but 'expanded' holds x's
+    # own values.  The tolerance is computed where two gradients differ (`disagreement`).
+    plain = {False: (x, gradient(s, x, g, case.params))}
     for layout in LAYOUTS[1:]:
         if (layout == "expanded" and s.target.inplace) or apply_layout(x, layout) is x:
             continue  # an in-place form cannot write into an expanded tensor; 4-d only, ...
         repeated = layout == "expanded"
         if repeated not in plain:
             values = apply_layout(x, layout).contiguous()  # the first row repeated
-            plain[repeated] = (values, gradient(s, values, g, case.params),
-                               tolerance(s, values, g, case.params))
-        values, want, allowance = plain[repeated]
+            plain[repeated] = (values, gradient(s, values, g, case.params))
+        values, want = plain[repeated]
         inconsistent(s, case.with_input(values, layout=layout),
                      gradient(s, values, g, case.params, layout=layout), want,
                      f"the {layout} layout changes the gradient (expected: the contiguous "
-                     "input's)", allowance=allowance, backward=True)
+                     "input's)", upstream=g, backward=True)
 
 
 @define("backward_leaves_inputs", summary="the backward leaves its saved input, the forward's "
@@ -180,6 +179,15 @@ def derivative_of(s: Subject, x: torch.Tensor, params: dict) -> torch.Tensor:
     return gradient(s, x, torch.ones_like(x), params)
 
 
+def slope_tolerance(s: Subject, x: torch.Tensor, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """`tolerance` with an upstream gradient of ones (the true derivative and its allowed
+    ulps), once per tensor, and for an element-wise activation joined from the parts of a
+    `joined` tensor."""
+    return s.derived(x, ("slope tolerance", repr(sorted(params.items()))),
+                     lambda t: tolerance(s, t, torch.ones_like(t), params),
+                     elementwise=s.spec.elementwise)
+
+
 @define("derivative_range", summary="f' stays in the range its spec states (sigmoid': "
         "[0, 1/4]), with the stated maximum exactly at its point",
      applies=lambda t: differentiable(t) and t.spec.derivative.range is not None,
@@ -204,12 +212,13 @@ def derivative_range(s: Subject, case: Case) -> None:
      inputs=ones_like_cases, kind="backward")
 def derivative_shape(s: Subject, case: Case) -> None:
     # As `monotonic`: the seams where kernels switch formulas are probed in every example.
-    seams = seam_values(s.fmt, s.spec.thresholds(s.fmt)).to(case.x.device)
-    x = torch.cat([case.x.flatten(), seams])
-    ones = torch.ones_like(x)
-    dx, dneg = derivative_of(s, x, case.params), derivative_of(s, -x, case.params)
-    ref, bound = tolerance(s, x, ones, case.params)
-    ref_neg, bound_neg = tolerance(s, -x, ones, case.params)
+    # x and -x joined from the drawn values and the subject's seams: the seams' tolerances
+    # are computed once per subject, the drawn values' once per example.
+    x = s.joined([case.x, s.seams()])
+    neg = s.joined([-case.x, s.seams(negated=True)])  # -x
+    dx, dneg = derivative_of(s, x, case.params), derivative_of(s, neg, case.params)
+    ref, bound = slope_tolerance(s, x, case.params)
+    ref_neg, bound_neg = slope_tolerance(s, neg, case.params)
     tol = bound * ulp(ref, s.fmt)
     a, b = s.values(dx), s.values(dneg)
     s.fail_where(~(np.abs(a - b) <= tol + bound_neg * ulp(ref_neg, s.fmt)), "f'(-x) differs from f'(x): the derivative is "
@@ -319,7 +328,7 @@ def gradient_entry_points_agree(s: Subject, case: Case) -> None:
     theirs = torch.where(chosen.to(ours.device), ours, theirs)  # another valid subgradient
     inconsistent(s, case, ours, theirs,
                  f"{s.target.name}'s gradient differs from {s.spec.canonical.name}'s",
-                 allowance=tolerance(s, x, g, case.params), backward=True)
+                 upstream=g, backward=True)
 
 
 @define("no_gradient", summary="an activation without a derivative (step) has a backward that "
