@@ -176,6 +176,11 @@ def _ulp_error(y: np.ndarray, reference: np.ndarray, fmt: FloatFormat) -> np.nda
     r = reference.astype(y.dtype, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):
         err = (np.abs(y - r) / ulp(r, fmt)).astype(np.float64)
+        # The rules below change only elements with a NaN or an infinity on either side or a
+        # true value past the overflow threshold, whose error is then not finite (or the
+        # true value's magnitude is): where there are none, err is the error as it stands.
+        if np.isfinite(err).all() and not (np.abs(r) >= overflow_threshold(fmt)).any():
+            return err
         y_nan, r_nan = np.isnan(y), np.isnan(r)
         err = np.where(y_nan & r_nan, 0.0, err)
         err = np.where(y_nan ^ r_nan, np.inf, err)
@@ -320,11 +325,16 @@ def compare(
         sign_wrong = (y == 0) & (r == 0) & (np.signbit(y) != np.signbit(r))
         bad |= sign_wrong
         reason[sign_wrong] = "sign of zero differs"
-    nan_wrong = np.isnan(y) ^ np.isnan(r)
-    reason[nan_wrong] = np.where(np.isnan(r[nan_wrong]), "expected NaN", "unexpected NaN")
-    r = np.where(np.abs(r) >= overflow_threshold(fmt), np.copysign(np.inf, r), r)
-    inf_wrong = (np.isinf(y) | np.isinf(r)) & (y != r) & ~nan_wrong & bad
-    reason[inf_wrong] = "infinity mismatch"
+    # A finite error everywhere means no NaN and no infinity on either side: no reason below
+    # applies unless a true value is past the overflow threshold.
+    with np.errstate(invalid="ignore"):
+        plain = np.isfinite(err).all() and not (np.abs(r) >= overflow_threshold(fmt)).any()
+    if not plain:
+        nan_wrong = np.isnan(y) ^ np.isnan(r)
+        reason[nan_wrong] = np.where(np.isnan(r[nan_wrong]), "expected NaN", "unexpected NaN")
+        r = np.where(np.abs(r) >= overflow_threshold(fmt), np.copysign(np.inf, r), r)
+        inf_wrong = (np.isinf(y) | np.isinf(r)) & (y != r) & ~nan_wrong & bad
+        reason[inf_wrong] = "infinity mismatch"
     return Comparison(error=err, bound=np.asarray(allowed), bad=bad, reason=reason,
                       excused=excused)
 
