@@ -258,10 +258,13 @@ def _disagreement(s: Subject, x: torch.Tensor, y: torch.Tensor, expected: torch.
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     """Element-wise bit equality; any NaN equals any NaN (payloads are not specified)."""
+    a, b = a.detach().cpu(), b.detach().cpu()
+    both_nan = torch.isnan(a) & torch.isnan(b)
+    if a.dtype == b.dtype:  # compared as integers of the format's width, without widening
+        width = float_format(a.dtype).int_dtype
+        return ((a.contiguous().view(width) == b.contiguous().view(width)) | both_nan).numpy()
     fa, fb = float_format(a.dtype), float_format(b.dtype)
-    ba, bb = fa.bits_of(a.cpu()).numpy(), fb.bits_of(b.cpu()).numpy()
-    both_nan = torch.isnan(a.cpu()).numpy() & torch.isnan(b.cpu()).numpy()
-    return (ba == bb) | both_nan
+    return (fa.bits_of(a).numpy() == fb.bits_of(b).numpy()) | both_nan.numpy()
 
 
 # ------------------------------------------------------------------------------ backward

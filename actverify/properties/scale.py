@@ -128,19 +128,21 @@ def _rows_shape(shape: tuple[int, ...], dim: int | None) -> tuple[tuple[int, ...
     return shape[:d] + shape[d + 1:], shape[d]
 
 
-# The memory of the last elementwise regime's input, written again by the next `tile` of
-# the same size and dtype.  Why: a fresh tensor of tens of MB is mapped page by page on first
-# touch, which took eight times as long as writing its values (2^24 float32 elements: 34 ms
-# against 4); the checks of one activation tile the same few sizes for every entry point and
-# dtype.  Every call writes every element, so nothing a kernel did to its input carries over.
+# The memory of the elementwise regimes' inputs (as bytes, as large as the largest yet),
+# written again by every `tile`.  Why: a fresh tensor of tens of MB is mapped page by page on
+# first touch, which took eight times as long as writing its values (2^24 float32 elements:
+# 34 ms against 4), and every entry point and dtype of an activation tiles the same sizes.
+# Every call writes every element it returns, so nothing a kernel did to its input carries
+# over.
 _KEPT: list[torch.Tensor] = []
 
 
 def _kept(count: int, dtype: torch.dtype) -> torch.Tensor:
-    """A 1-d tensor of `count` elements of `dtype`, reusing the kept memory when it fits."""
-    if not (_KEPT and _KEPT[0].numel() == count and _KEPT[0].dtype == dtype):
-        _KEPT[:] = [torch.empty(count, dtype=dtype)]
-    return _KEPT[0]
+    """A 1-d tensor of `count` elements of `dtype` in the kept memory (grown to fit)."""
+    size = count * torch.empty((), dtype=dtype).element_size()
+    if not _KEPT or _KEPT[0].numel() < size:
+        _KEPT[:] = [torch.empty(size, dtype=torch.uint8)]
+    return _KEPT[0][:size].view(dtype)
 
 
 def tile(base: torch.Tensor, shape: tuple[int, ...], dim: int | None) -> torch.Tensor:
