@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,6 +67,24 @@ def to_reference(x: torch.Tensor, fmt: FloatFormat) -> np.ndarray:
         return values.astype(rt)
 
 
+# x87 extended values fill 10 of the bytes numpy stores each in (12 or 16); numpy leaves the
+# others as it found the memory, so two arrays of equal values differ there.
+_PADDED = (np.finfo(np.longdouble).nmant == 63 and np.dtype(np.longdouble).itemsize > 10)
+
+
+def value_digest(values: np.ndarray) -> bytes:
+    """A digest of an array's exact values (with its dtype and shape), for memos keyed by
+    values: equal arrays give equal digests, extended precision too (its padding bytes are
+    left out: hashing them made equal arrays converted apart miss every memo)."""
+    a = np.ascontiguousarray(values)
+    data = a.view(np.uint8)
+    if _PADDED and a.dtype == np.longdouble:
+        data = data.reshape(-1, a.dtype.itemsize)[:, :10]
+    digest = hashlib.blake2b(np.ascontiguousarray(data).data, digest_size=16)
+    digest.update(f"{a.dtype.str}{np.shape(values)}".encode())
+    return digest.digest()
+
+
 @functools.lru_cache(maxsize=8)
 def _ulp_by_exponent_field(fmt: FloatFormat) -> np.ndarray:
     """ulp in `fmt` of a float64 value, indexed by the value's 11-bit exponent field (what
@@ -92,6 +111,9 @@ def ulp(reference: np.ndarray, fmt: FloatFormat) -> np.ndarray:
         if nan.any():  # NaN, not infinity: frexp's form gives it the smallest exponent
             return np.where(nan, table[0], table[field])
         return table[field]
+    if (reference.dtype == _EXTENDED and reference.dtype != np.float64
+            and fmt.emin - fmt.precision + 1 >= -1074 and fmt.emax <= 1023):
+        return _ulp_of_extended(reference, fmt)
     mag = np.abs(reference)
     _, e = np.frexp(np.where(np.isfinite(mag) & (mag > 0), mag, 1.0))
     exponent = np.clip(e.astype(np.int64) - 1, fmt.emin, fmt.emax)
@@ -102,6 +124,43 @@ def ulp(reference: np.ndarray, fmt: FloatFormat) -> np.ndarray:
         # several times faster than in extended precision, and convert exactly.
         return np.ldexp(np.ones(mag.shape), exponent).astype(mag.dtype)
     return np.ldexp(np.ones_like(mag), exponent)
+
+
+_MANTISSA = np.uint64((1 << 52) - 1)
+
+
+def _ulp_of_extended(reference: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """`ulp` of extended-precision values (the references of float64 outputs), exactly the
+    frexp form's, by the exponent-field table of their float64 roundings: frexp, where and
+    ldexp in extended precision were a tenth of a float64 property's time (3,000 calls per
+    report of one activation).  Every such ulp is a float64 (2^-1074 at least), so only the
+    binade can differ from the rounded value's:
+
+    * rounding to nearest moves a value to another binade only upward, onto a power of two:
+      where the float64 is a power of two above |r| the binade is the one below (the field
+      minus one; field 1 minus one is field 0, which holds emin as field 1 does);
+    * a finite |r| beyond float64's range rounds to infinity: its binade is at least 2^1024,
+      clipped to emax (field 2046), while a true infinity keeps field 2047 (frexp's form
+      gives it the exponent 0);
+    * a value below float64's subnormals rounds to zero or a subnormal: field 0, emin, as
+      the clipped exponent of the extended value is.
+    NaN is handled as in the float64 table form."""
+    table = _ulp_by_exponent_field(fmt)
+    with np.errstate(over="ignore", invalid="ignore"):  # past float64's range: infinity
+        nearest = reference.astype(np.float64)
+        bits = nearest.view(np.uint64)
+        field = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.intp)
+        power = ((bits & _MANTISSA) == 0) & (field > 0) & (field < 2047)
+        if power.any():
+            lower = np.zeros(field.shape, dtype=bool)
+            lower[power] = np.abs(reference[power]) < np.abs(nearest[power])
+            field = field - lower
+        beyond = field == 2047
+        if beyond.any():
+            finite = beyond & ~np.isnan(reference) & ~np.isinf(reference)
+            field = np.where(finite, 2046, field)
+            field = np.where(beyond & np.isnan(reference), 0, field)
+    return table[field].astype(reference.dtype)
 
 
 def ulp_error(actual: torch.Tensor, reference: np.ndarray, fmt: FloatFormat) -> np.ndarray:
@@ -117,6 +176,11 @@ def _ulp_error(y: np.ndarray, reference: np.ndarray, fmt: FloatFormat) -> np.nda
     r = reference.astype(y.dtype, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):
         err = (np.abs(y - r) / ulp(r, fmt)).astype(np.float64)
+        # The rules below change only elements with a NaN or an infinity on either side or a
+        # true value past the overflow threshold, whose error is then not finite (or the
+        # true value's magnitude is): where there are none, err is the error as it stands.
+        if np.isfinite(err).all() and not (np.abs(r) >= overflow_threshold(fmt)).any():
+            return err
         y_nan, r_nan = np.isnan(y), np.isnan(r)
         err = np.where(y_nan & r_nan, 0.0, err)
         err = np.where(y_nan ^ r_nan, np.inf, err)
@@ -261,11 +325,16 @@ def compare(
         sign_wrong = (y == 0) & (r == 0) & (np.signbit(y) != np.signbit(r))
         bad |= sign_wrong
         reason[sign_wrong] = "sign of zero differs"
-    nan_wrong = np.isnan(y) ^ np.isnan(r)
-    reason[nan_wrong] = np.where(np.isnan(r[nan_wrong]), "expected NaN", "unexpected NaN")
-    r = np.where(np.abs(r) >= overflow_threshold(fmt), np.copysign(np.inf, r), r)
-    inf_wrong = (np.isinf(y) | np.isinf(r)) & (y != r) & ~nan_wrong & bad
-    reason[inf_wrong] = "infinity mismatch"
+    # A finite error everywhere means no NaN and no infinity on either side: no reason below
+    # applies unless a true value is past the overflow threshold.
+    with np.errstate(invalid="ignore"):
+        plain = np.isfinite(err).all() and not (np.abs(r) >= overflow_threshold(fmt)).any()
+    if not plain:
+        nan_wrong = np.isnan(y) ^ np.isnan(r)
+        reason[nan_wrong] = np.where(np.isnan(r[nan_wrong]), "expected NaN", "unexpected NaN")
+        r = np.where(np.abs(r) >= overflow_threshold(fmt), np.copysign(np.inf, r), r)
+        inf_wrong = (np.isinf(y) | np.isinf(r)) & (y != r) & ~nan_wrong & bad
+        reason[inf_wrong] = "infinity mismatch"
     return Comparison(error=err, bound=np.asarray(allowed), bad=bad, reason=reason,
                       excused=excused)
 

@@ -175,27 +175,68 @@ def relation_bad(s: Subject, rel: Relation, *, x: torch.Tensor, y: torch.Tensor,
 
 def disagreement(s: Subject, x: torch.Tensor, y: torch.Tensor, expected: torch.Tensor,
                  params: dict, *, allowance: tuple[np.ndarray, np.ndarray] | None = None,
-                 backward: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                 upstream: torch.Tensor | None = None, backward: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Where two ways of computing the same values disagree beyond the policy; and the gap in
-    ulps of the true value (None under strict, which compares bits).
+    ulps of the true value where they differ (None under strict, which compares bits).
 
     Strict: bit for bit.  Default: by at most two accuracy bounds, 2 B(x) ulps of the true
     value: each of the two results may be B off the truth, on either side (a kernel's vector
     body and scalar tail round differently in PyTorch's CPU sigmoid, docs/findings.md).
     Activations with a zero bound (ReLU, step) stay bit for bit under both.  `allowance`
-    gives (true values, allowed ulps) for other quantities, e.g. gradients (`backward`).
+    gives (true values, allowed ulps) for other quantities; `upstream`, for gradients with
+    that upstream gradient, has them computed as `tolerance` (`backward`).
     Where the true value is undefined, two results that each follow a convention the policy
     accepts agree, forward and backward.
+
+    Elements of the same bits agree under every rule here, so for an element-wise activation
+    (whose true values, bounds and conventions at an element depend on that element alone)
+    only the others are judged: their true values and allowances are computed for them alone
+    (taken from x's where x has them), and where all bits agree, none at all.  The gap is 0
+    at the elements judged equal by their bits.
     """
-    same = same_bits(y, expected).reshape(tuple(y.shape))
+    shape = tuple(y.shape)
+    same = same_bits(y, expected).reshape(shape)
+    differ = np.flatnonzero(~same)
+    if not s.spec.elementwise or differ.size == same.size:
+        return _disagreement(s, x, y, expected, same, params, allowance=allowance,
+                             upstream=upstream, backward=backward)
+    bad = np.zeros(shape, dtype=bool)
+    if not differ.size:
+        return bad, None if s.policy.correct_rounding else np.zeros(shape)
+    if allowance is not None:
+        allowance = tuple(np.broadcast_to(a, shape).reshape(-1)[differ] for a in allowance)
+    bad_there, gap_there = _disagreement(
+        s, s.take(x, differ, flat=True), s.take(y, differ, flat=True),
+        s.take(expected, differ, flat=True), same.reshape(-1)[differ], params,
+        allowance=allowance, backward=backward,
+        upstream=None if upstream is None else s.take(upstream, differ, flat=True))
+    bad.reshape(-1)[differ] = bad_there
+    if gap_there is None:
+        return bad, None
+    gap = np.zeros(shape, dtype=gap_there.dtype)
+    gap.reshape(-1)[differ] = gap_there
+    return bad, gap
+
+
+def _disagreement(s: Subject, x: torch.Tensor, y: torch.Tensor, expected: torch.Tensor,
+                  same: np.ndarray, params: dict, *,
+                  allowance: tuple[np.ndarray, np.ndarray] | None,
+                  upstream: torch.Tensor | None, backward: bool
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """`disagreement` of y and expected at x, given where their bits are the same."""
     # Whether each side follows a convention, once: both checks below read it.
     y_conventional = conventional(s, x, y, params, backward=backward)
     expected_conventional = conventional(s, x, expected, params, backward=backward)
-    same |= y_conventional & expected_conventional
+    same = same | (y_conventional & expected_conventional)
     if s.policy.correct_rounding:
         return ~same, None
-    ref, bound = allowance if allowance is not None else (s.reference(x, params),
-                                                          s.bound(x, params))
+    if allowance is not None:
+        ref, bound = allowance
+    elif upstream is not None:
+        ref, bound = tolerance(s, x, upstream, params)
+    else:
+        ref, bound = s.reference(x, params), s.bound(x, params)
     unit = ulp(ref, s.fmt)
     y_values, expected_values = s.values(y), s.values(expected)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the same infinity
@@ -217,10 +258,13 @@ def disagreement(s: Subject, x: torch.Tensor, y: torch.Tensor, expected: torch.T
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     """Element-wise bit equality; any NaN equals any NaN (payloads are not specified)."""
+    a, b = a.detach().cpu(), b.detach().cpu()
+    both_nan = torch.isnan(a) & torch.isnan(b)
+    if a.dtype == b.dtype:  # compared as integers of the format's width, without widening
+        width = float_format(a.dtype).int_dtype
+        return ((a.contiguous().view(width) == b.contiguous().view(width)) | both_nan).numpy()
     fa, fb = float_format(a.dtype), float_format(b.dtype)
-    ba, bb = fa.bits_of(a.cpu()).numpy(), fb.bits_of(b.cpu()).numpy()
-    both_nan = torch.isnan(a.cpu()).numpy() & torch.isnan(b.cpu()).numpy()
-    return (ba == bb) | both_nan
+    return (fa.bits_of(a).numpy() == fb.bits_of(b).numpy()) | both_nan.numpy()
 
 
 # ------------------------------------------------------------------------------ backward

@@ -12,7 +12,9 @@ other work on a shared machine inflates it far less than wall time), from the ca
 Hypothesis's own overhead; importing torch and actverify is outside it.
 
 It prints, per activation and dtype and in total: runs, examples, CPU-s per run and CPU-ms
-per example; then the properties that cost the most.  Compare a run of this script on two
+per example, and of those the CPU-ms per example spent in the property bodies (the check a
+property makes of one drawn case: the kernel calls, the references, the verdicts; the rest is
+drawing the example and Hypothesis's engine); then the properties that cost the most.  Compare a run of this script on two
 commits of actverify on the same machine: the ratio of their CPU-ms per example is the
 figure (the examples differ where the strategies' construction differs, but their
 distribution is the same).  Every run must pass (a violation or an error is printed and
@@ -22,6 +24,7 @@ makes the exit status 1).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -59,6 +62,18 @@ def main() -> int:
           f"profile report; load average at start {os.getloadavg()[0]:.2f}")
     work = plan_work(all_builtin_targets(activations), dtypes=dtypes, devices=["cpu"])
     settings = profile_settings("report")
+    # body[(activation, dtype, property)] -> CPU-s in the property's check, over all repeats
+    body: dict[tuple[str, str, str], float] = defaultdict(float)
+
+    def timed(prop, key):
+        def test(subject, case):
+            start = time.process_time()
+            try:
+                return prop.test(subject, case)
+            finally:
+                body[key] += time.process_time() - start
+        return dataclasses.replace(prop, test=test)
+
     # seconds[(activation, dtype, property)] -> CPU-s of each repeat; examples per run
     seconds: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     examples: dict[tuple[str, str, str], int] = defaultdict(int)
@@ -70,7 +85,7 @@ def main() -> int:
             for prop, subject in work:
                 key = (subject.target.activation, subject.fmt.name, prop.name)
                 start = time.process_time()
-                outcome = run_property(prop, subject, settings=settings)
+                outcome = run_property(timed(prop, key), subject, settings=settings)
                 per_repeat[key] += time.process_time() - start
                 if repeat == 0:
                     examples[key] += outcome.examples
@@ -87,10 +102,12 @@ def main() -> int:
     def row(label: str, keys: list[tuple[str, str, str]]) -> None:
         n_runs, n_ex = sum(runs[k] for k in keys), sum(examples[k] for k in keys)
         total = sum(cpu[k] for k in keys)
+        in_body = sum(body[k] for k in keys) / args.repeats  # a mean over the repeats
         print(f"{label:<28} {n_runs:>6} {n_ex:>8} {total:>9.2f} {total / max(n_runs, 1):>9.3f} "
-              f"{1000 * total / max(n_ex, 1):>8.2f}")
+              f"{1000 * total / max(n_ex, 1):>8.2f} {1000 * in_body / max(n_ex, 1):>8.2f}")
 
-    print(f"\n{'':<28} {'runs':>6} {'examples':>8} {'CPU-s':>9} {'s/run':>9} {'ms/ex':>8}")
+    print(f"\n{'':<28} {'runs':>6} {'examples':>8} {'CPU-s':>9} {'s/run':>9} {'ms/ex':>8} "
+          f"{'body':>8}")
     for act in activations:
         for dtype in dtypes:
             row(f"{act} {dtype}", [k for k in cpu if k[:2] == (act, dtype)])
@@ -105,7 +122,9 @@ def main() -> int:
     for name, keys in ranked[:args.top]:
         row(f"  {name}", keys)
     total, n_ex = sum(cpu.values()), sum(examples.values())
-    print(f"\nexample cost: {1000 * total / max(n_ex, 1):.2f} CPU-ms per example, "
+    in_body = sum(body.values()) / args.repeats
+    print(f"\nexample cost: {1000 * total / max(n_ex, 1):.2f} CPU-ms per example "
+          f"({1000 * in_body / max(n_ex, 1):.2f} in the property bodies), "
           f"{total / max(sum(runs.values()), 1):.3f} CPU-s per run, {total:.1f} CPU-s in all")
     return 1 if bad else 0
 

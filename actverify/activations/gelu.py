@@ -2,14 +2,13 @@
 
 import collections
 import functools
-import hashlib
 
 import numpy as np
 import torch.nn.functional as F
 from hypothesis import strategies as st
 from torch import nn
 
-from actverify.accuracy import ulp
+from actverify.accuracy import ulp, value_digest
 from actverify.activations.sigmoid import reference as sigmoid
 from actverify.activations.sigmoid import thresholds as sigmoid_thresholds
 from actverify.spec import (ActivationSpec, Bound, Derivative, EntryPoint, Param, Relation,
@@ -88,15 +87,14 @@ def _by_values(compute):
     x87 extended precision (tens of microseconds per element), and one example asks for them
     at the same x several times (the reference x Phi(x), the derivative Phi(x) + x phi(x), the
     bound's true value, each tolerance): that was half the time of `report --activation gelu
-    --dtype float64`.  Keyed by dtype, shape and a digest of the bytes, so a hit is the array
-    a fresh computation gives."""
+    --dtype float64`.  Keyed by a digest of the exact values (`value_digest`: dtype, shape and
+    the bits), so a hit is the array a fresh computation gives."""
     cache: collections.OrderedDict[tuple, object] = collections.OrderedDict()
 
     @functools.wraps(compute)
     def remembered(x: np.ndarray):
         x = np.asarray(x)
-        key = (x.dtype.str, x.shape, hashlib.blake2b(np.ascontiguousarray(x).tobytes(),
-                                                     digest_size=16).digest())
+        key = value_digest(x)
         found = cache.get(key)
         if found is None:
             found = cache[key] = compute(x)

@@ -113,6 +113,22 @@ def mismatch(x: torch.Tensor, y: torch.Tensor) -> str | None:
     return None
 
 
+def _copied(found: Any) -> Any:
+    """A fresh copy of a memoised array, or of each array of a tuple."""
+    return tuple(a.copy() for a in found) if isinstance(found, tuple) else found.copy()
+
+
+def _living(origin: tuple) -> list[torch.Tensor] | None:
+    """The tensors an origin names, if each still lives unmodified; else None."""
+    parts = []
+    for ref, version in origin:
+        part = ref()
+        if part is None or part._version != version:
+            return None
+        parts.append(part)
+    return parts
+
+
 @dataclass(frozen=True)
 class Subject:
     """One target examined on one format and device under one accuracy policy."""
@@ -201,21 +217,50 @@ class Subject:
         """PyTorch's own functional form of the activation, for comparisons."""
         return self.call(x, params, fn=self.spec.canonical.fn, inplace=False)
 
-    def _derived(self, t: torch.Tensor, key: tuple, compute: Callable[[], np.ndarray]
-                 ) -> np.ndarray:
-        """`compute()`, an array derived from tensor t's values alone, computed once per tensor
-        and key while t lives and is not written to; each caller gets its own copy.
+    def derived(self, t: torch.Tensor, key: tuple, compute: Callable[[torch.Tensor], Any],
+                 *, elementwise: bool = True) -> Any:
+        """`compute(t)`, an array (or a tuple of arrays) derived from tensor t's values alone,
+        computed once per tensor and key while t lives and is not written to; each caller
+        gets its own copy.
 
         Why: a property converts the same tensors (its input, the results) to the reference
         precision, and asks for their true values, several times per example (each verdict
         function is self-contained): that was a sixth of the time of a property's body.  The
         memo is keyed by the tensor object (a weak reference: an entry goes with its tensor)
         and checked against its version counter, which every in-place write bumps, through
-        any view of it."""
+        any view of it.
+
+        A tensor made by `take` or `joined` from others has its `elementwise` arrays (the
+        element at each position depends on the input element at that position alone) taken
+        or joined from theirs, computed once for them, while they live unmodified: a property
+        that checks slices, permutations or concatenations of its input asks for true values
+        at the same inputs once."""
+        found = self._derived_entry(t)
+        if found is None:
+            return _copied(compute(t))
+        arrays = found[2]
+        if key not in arrays:
+            origin = found[3]
+            parts = None if origin is None or not elementwise else _living(origin[0])
+            if parts is not None and not origin[2] and not all(
+                    key in (self._derived_entry(p) or [None, None, {}])[2] for p in parts):
+                parts = None  # not eager, and a part lacks it: compute t's own
+            if parts is None:
+                arrays[key] = compute(t)
+            else:
+                found_parts = [self.derived(p, key, compute) for p in parts]
+                assemble = origin[1]
+                arrays[key] = (tuple(assemble(list(each)) for each in zip(*found_parts))
+                               if isinstance(found_parts[0], tuple) else assemble(found_parts))
+        return _copied(arrays[key])
+
+    def _derived_entry(self, t: torch.Tensor) -> list | None:
+        """t's memo entry [weak reference, version, arrays by key, origin or None], new if t
+        was written to since; None for a tensor without a version counter."""
         try:
             version = t._version
         except RuntimeError:  # an inference tensor (made under inference_mode) has none
-            return compute()
+            return None
         memo = self.__dict__.setdefault("_derived_memo", {})
         found = memo.get(id(t))
         if found is None or found[0]() is not t or found[1] != version:
@@ -223,16 +268,51 @@ class Subject:
                 if memo.get(key, (None,))[0] is ref:
                     del memo[key]
 
-            found = memo[id(t)] = (weakref.ref(t, forget), version, {})
-        arrays = found[2]
-        if key not in arrays:
-            arrays[key] = compute()
-        return arrays[key].copy()
+            found = memo[id(t)] = [weakref.ref(t, forget), version, {}, None]
+        return found
+
+    def _made_from(self, t: torch.Tensor, parts: tuple[torch.Tensor, ...],
+                   assemble: Callable[[list], Any], *, eager: bool) -> torch.Tensor:
+        """Record that t's element-wise arrays are `assemble` of the same arrays of `parts`
+        (as they are now): computed for the parts first if `eager`, else only when every
+        part has them already; returns t."""
+        entry = self._derived_entry(t)
+        if entry is not None and not entry[2]:
+            try:
+                entry[3] = (tuple((weakref.ref(p), p._version) for p in parts), assemble,
+                            eager)
+            except RuntimeError:  # a part without a version counter: nothing to carry over
+                pass
+        return t
+
+    def take(self, x: torch.Tensor, index: slice | torch.Tensor | np.ndarray, *,
+             flat: bool = False) -> torch.Tensor:
+        """x[index] (with `flat`: of x flattened) for a slice or 1-d positions along the first
+        dimension, whose values and (for an element-wise activation) true values are taken
+        from x's where x has them already, and otherwise computed for the taken elements
+        alone (a property judging a few elements of x need not evaluate all of x)."""
+        if isinstance(index, slice):
+            at, where = index, index
+        else:
+            at = index.cpu().numpy() if isinstance(index, torch.Tensor) else np.asarray(index)
+            where = torch.from_numpy(at).to(x.device)
+        taken = (x.reshape(-1) if flat else x)[where]
+        pick = ((lambda arrays: arrays[0].reshape(-1)[at]) if flat
+                else (lambda arrays: arrays[0][at]))
+        return self._made_from(taken, (x,), pick, eager=False)
+
+    def joined(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """The flattened parts end to end (torch.cat), whose values and (for an element-wise
+        activation) true values are joined from the parts' (computed for each part, once)."""
+        return self._made_from(torch.cat([p.flatten() for p in parts]), tuple(parts),
+                               lambda arrays: np.concatenate([a.ravel() for a in arrays]),
+                               eager=True)
 
     def reference(self, x: torch.Tensor, params: dict | None = None) -> np.ndarray:
         """The true function at x, in the reference precision for this format."""
-        return self._derived(x, ("reference", repr(sorted((params or {}).items()))),
-                             lambda: self.true_values(x, params))
+        return self.derived(x, ("reference", repr(sorted((params or {}).items()))),
+                             lambda t: self.true_values(t, params),
+                             elementwise=self.spec.elementwise)
 
     def true_values(self, x: torch.Tensor, params: dict | None = None) -> np.ndarray:
         """The spec's reference evaluated at x (what `reference` returns, uncached)."""
@@ -248,7 +328,20 @@ class Subject:
 
     def values(self, t: torch.Tensor) -> np.ndarray:
         """A tensor's values in the reference precision (exact)."""
-        return self._derived(t, ("values",), lambda: to_reference(t, self.fmt))
+        return self.derived(t, ("values",), lambda u: to_reference(u, self.fmt))
+
+    def seams(self, *, negated: bool = False) -> torch.Tensor:
+        """`seam_values` of this subject's format and thresholds on its device (with
+        `negated`: their negatives), one tensor per subject: the properties that probe the
+        seams in every example join it to their input (`joined`), so its true values are
+        computed once, not once per example.  Read only."""
+        from actverify.strategies import seam_values
+
+        kept = self.__dict__.setdefault("_seams", {})
+        if negated not in kept:
+            t = seam_values(self.fmt, self.spec.thresholds(self.fmt)).to(self.device)
+            kept[negated] = -t if negated else t
+        return kept[negated]
 
     def fail_where(self, bad: np.ndarray, message: str, *, x: torch.Tensor, actual: torch.Tensor,
                    expected: np.ndarray | None = None, error: np.ndarray | None = None,

@@ -17,7 +17,7 @@ from actverify.judgement import (at_kink_within_subdifferential, both_convention
                                  judge_gradient, own_output_error, second_tolerance, tolerance)
 from actverify.properties.base import Subject, TargetMisbehaved, Violation, define, observe
 from actverify.properties.semantics import differ, inconsistent, not_canonical
-from actverify.strategies import (LAYOUTS, Case, apply_layout, seam_values, shapes,
+from actverify.strategies import (LAYOUTS, Case, apply_layout, shapes,
                                   upstream_gradient)
 
 
@@ -107,25 +107,35 @@ def gradient_linearity(s: Subject, case: Case) -> None:
         slack = np.zeros(a.shape)
         exact = np.isfinite(2 * a) & (np.abs(a) >= 2 * s.fmt.tiny) & np.isfinite(b)
     else:
-        # Intermediates (softmax's <g, s>) may be subnormal where the result is not, and the
-        # subnormal quantum does not scale: allow what the accuracy model allows each side.
-        ref, bound = tolerance(s, x, g, case.params)
-        # |grad(2g) - 2 grad(g)| <= tol(2g) + 2 tol(g) = 4 tol(g): tolerances scale with g.
-        with np.errstate(over="ignore"):
-            slack = 4 * bound * ulp(ref, s.fmt)
         exact = np.isfinite(2 * a) & np.isfinite(b)
-        # Where the true gradient is undefined, zeros (and NaN) are conventions, not errors.
-        exact &= ~both_conventional(s, x, once, twice, case.params, backward=True)
-    # Equal is always linear: at x = +-inf the true vjp (g Phi(x) + x phi(x) for GELU) is
+        slack = np.zeros(a.shape)
+        # Where grad(2g) is 2 grad(g) exactly nothing below can flag an element: the
+        # tolerance and the conventions are computed only when some element differs.
+        if (exact & (b != 2 * a)).any():
+            # Intermediates (softmax's <g, s>) may be subnormal where the result is not, and
+            # the subnormal quantum does not scale: allow what the accuracy model allows each
+            # side.
+            ref, bound = tolerance(s, x, g, case.params)
+            # |grad(2g) - 2 grad(g)| <= tol(2g) + 2 tol(g) = 4 tol(g): tolerances scale with g.
+            with np.errstate(over="ignore"):
+                slack = 4 * bound * ulp(ref, s.fmt)
+            # Where the true gradient is undefined, zeros (and NaN) are conventions, not errors.
+            exact &= ~both_conventional(s, x, once, twice, case.params, backward=True)
+    # Equal is always linear: at x = +-inf the true vjp (g Phi(x) + x phi(x) for GELU) may be
     # NaN, and so is the slack built on it.
-    s.fail_where(exact & ~((b == 2 * a) | (np.abs(b - 2 * a) <= slack)), "doubling the upstream gradient did "
+    s.fail_where(exact & ~((b == 2 * a) | (np.abs(b - 2 * a) <= slack)),
+                 "doubling the upstream gradient did "
                  "not double the gradient (expected 2 * grad(g), actual grad(2g))", x=x,
                  actual=twice, expected=2 * a, case=case)
     if s.spec.elementwise:
-        zero = (s.values(g) == 0) & np.isfinite(s.spec.derivative.vjp(s.values(x),
-                                                                      np.ones_like(a), **case.params))
-        zero &= ~conventional(s, x, once, case.params, backward=True)
-        s.fail_where(zero & (a != 0), "a zero upstream gradient gave a non-zero gradient: the "
+        # A non-zero gradient for a zero g, where the derivative is finite and no convention
+        # accepts it: the derivative and the conventions only where such gradients are.
+        zero = (s.values(g) == 0) & (a != 0)
+        if zero.any():
+            zero &= np.isfinite(s.spec.derivative.vjp(s.values(x), np.ones_like(a),
+                                                      **case.params))
+            zero &= ~conventional(s, x, once, case.params, backward=True)
+        s.fail_where(zero, "a zero upstream gradient gave a non-zero gradient: the "
                      "backward does not scale g element by element", x=x, actual=once,
                      expected=np.zeros(a.shape), case=case)
 
@@ -136,22 +146,21 @@ def gradient_linearity(s: Subject, case: Case) -> None:
      inputs=lambda s: with_upstream(s, allow_empty=False, min_dims=2), kind="backward")
 def gradient_layout_invariance(s: Subject, case: Case) -> None:
     x, g = case.x, case.upstream
-    # The contiguous gradient and the tolerance once per distinct input: every layout but
-    # 'expanded' holds x's own values.
-    plain = {False: (x, gradient(s, x, g, case.params), tolerance(s, x, g, case.params))}
+    # The contiguous gradient once per distinct input: every layout but 'expanded' holds x's
+    # own values.  The tolerance is computed where two gradients differ (`disagreement`).
+    plain = {False: (x, gradient(s, x, g, case.params))}
     for layout in LAYOUTS[1:]:
         if (layout == "expanded" and s.target.inplace) or apply_layout(x, layout) is x:
             continue  # an in-place form cannot write into an expanded tensor; 4-d only, ...
         repeated = layout == "expanded"
         if repeated not in plain:
             values = apply_layout(x, layout).contiguous()  # the first row repeated
-            plain[repeated] = (values, gradient(s, values, g, case.params),
-                               tolerance(s, values, g, case.params))
-        values, want, allowance = plain[repeated]
+            plain[repeated] = (values, gradient(s, values, g, case.params))
+        values, want = plain[repeated]
         inconsistent(s, case.with_input(values, layout=layout),
                      gradient(s, values, g, case.params, layout=layout), want,
                      f"the {layout} layout changes the gradient (expected: the contiguous "
-                     "input's)", allowance=allowance, backward=True)
+                     "input's)", upstream=g, backward=True)
 
 
 @define("backward_leaves_inputs", summary="the backward leaves its saved input, the forward's "
@@ -182,6 +191,15 @@ def derivative_of(s: Subject, x: torch.Tensor, params: dict) -> torch.Tensor:
     return gradient(s, x, torch.ones_like(x), params)
 
 
+def slope_tolerance(s: Subject, x: torch.Tensor, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """`tolerance` with an upstream gradient of ones (the true derivative and its allowed
+    ulps), once per tensor, and for an element-wise activation joined from the parts of a
+    `joined` tensor."""
+    return s.derived(x, ("slope tolerance", repr(sorted(params.items()))),
+                     lambda t: tolerance(s, t, torch.ones_like(t), params),
+                     elementwise=s.spec.elementwise)
+
+
 @define("derivative_range", summary="f' stays in the range its spec states (sigmoid': "
         "[0, 1/4]), with the stated maximum exactly at its point",
      applies=lambda t: differentiable(t) and t.spec.derivative.range is not None,
@@ -206,12 +224,13 @@ def derivative_range(s: Subject, case: Case) -> None:
      inputs=ones_like_cases, kind="backward")
 def derivative_shape(s: Subject, case: Case) -> None:
     # As `monotonic`: the seams where kernels switch formulas are probed in every example.
-    seams = seam_values(s.fmt, s.spec.thresholds(s.fmt)).to(case.x.device)
-    x = torch.cat([case.x.flatten(), seams])
-    ones = torch.ones_like(x)
-    dx, dneg = derivative_of(s, x, case.params), derivative_of(s, -x, case.params)
-    ref, bound = tolerance(s, x, ones, case.params)
-    ref_neg, bound_neg = tolerance(s, -x, ones, case.params)
+    # x and -x joined from the drawn values and the subject's seams: the seams' tolerances
+    # are computed once per subject, the drawn values' once per example.
+    x = s.joined([case.x, s.seams()])
+    neg = s.joined([-case.x, s.seams(negated=True)])  # -x
+    dx, dneg = derivative_of(s, x, case.params), derivative_of(s, neg, case.params)
+    ref, bound = slope_tolerance(s, x, case.params)
+    ref_neg, bound_neg = slope_tolerance(s, neg, case.params)
     tol = bound * ulp(ref, s.fmt)
     a, b = s.values(dx), s.values(dneg)
     s.fail_where(~(np.abs(a - b) <= tol + bound_neg * ulp(ref_neg, s.fmt)), "f'(-x) differs from f'(x): the derivative is "
@@ -321,7 +340,7 @@ def gradient_entry_points_agree(s: Subject, case: Case) -> None:
     theirs = torch.where(chosen.to(ours.device), ours, theirs)  # another valid subgradient
     inconsistent(s, case, ours, theirs,
                  f"{s.target.name}'s gradient differs from {s.spec.canonical.name}'s",
-                 allowance=tolerance(s, x, g, case.params), backward=True)
+                 upstream=g, backward=True)
 
 
 @define("no_gradient", summary="an activation without a derivative (step) has a backward that "

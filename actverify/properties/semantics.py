@@ -39,7 +39,7 @@ def differ(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, mess
 def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor, message: str,
                  x: torch.Tensor | None = None, params: dict | None = None,
                  allowance: tuple[np.ndarray, np.ndarray] | None = None,
-                 backward: bool = False) -> None:
+                 upstream: torch.Tensor | None = None, backward: bool = False) -> None:
     """Fail where two ways of computing the same values disagree beyond the policy.
 
     The rule (bits under strict, two accuracy bounds under default, conventions) is
@@ -48,7 +48,9 @@ def inconsistent(s: Subject, case: Case, y: torch.Tensor, expected: torch.Tensor
     x = case.x if x is None else x
     params = case.params if params is None else params
     bad, gap = disagreement(s, x, y, expected, params, allowance=allowance,
-                            backward=backward)
+                            upstream=upstream, backward=backward)
+    if not bad.any():
+        return
     how = " (strict: bit for bit)" if gap is None else " by more than the accuracy bound"
     s.fail_where(bad, message + how, x=x, actual=y, expected=s.values(expected), error=gap,
                  case=case)

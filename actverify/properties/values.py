@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from actverify.properties.base import (Subject, always, elementwise, define,
                                        observe)
 from actverify.judgement import judge, stated
-from actverify.strategies import Case, seam_values, shapes
+from actverify.strategies import Case, shapes
 
 
 def everything(s: Subject) -> st.SearchStrategy[Case]:
@@ -86,12 +86,15 @@ def sortable(s: Subject) -> st.SearchStrategy[Case]:
 def monotonic(s: Subject, case: Case) -> None:
     # The drawn values and, in every example, a dense probe of the seams where kernels switch
     # formulas: a jump there lies between two neighbours of the probe, whatever was drawn.
-    seams = seam_values(s.fmt, s.spec.thresholds(s.fmt)).to(case.x.device)
-    flat = torch.cat([case.x.flatten(), seams])
-    ordered = torch.sort(flat[~torch.isnan(flat)]).values
+    # `joined`: the seams' true values are computed once per subject, the drawn values' once
+    # per example.
+    flat = s.joined([case.x, s.seams()])
+    kept = torch.nonzero(~torch.isnan(flat)).flatten()
+    order = kept[torch.sort(flat[kept]).indices]
+    ordered = flat[order]  # the values sorted
     y = s.call(ordered, case.params)
     yv = s.values(y)
-    defined = ~np.isnan(s.reference(ordered, case.params))
+    defined = ~np.isnan(s.reference(flat, case.params).reshape(-1)[order.cpu().numpy()])
     pair_ok = (yv[1:] >= yv[:-1]) | ~(defined[1:] & defined[:-1])
     bad = np.concatenate([[False], ~pair_ok])
     s.fail_where(bad, "output decreases although the input increases (x is the larger input "
