@@ -84,7 +84,8 @@ USAGE_ERRORS = [
 
 
 @pytest.mark.parametrize(("argv", "message"), USAGE_ERRORS)
-def test_usage_errors_exit_2_with_one_line_on_stderr(argv: list[str], message: str) -> None:
+def test_usage_errors_exit_2_with_one_line_on_stderr(argv: list[str], message: str,
+                                                     checks_home: Path) -> None:
     run = run_main(argv)
 
     assert run.status == 2
