@@ -1,6 +1,8 @@
 """This project's own test run: the options, the parametrization of properties/ and the
-Hypothesis profiles come from actverify's pytest plugin (actverify/plugin.py, loaded through
-its `pytest11` entry point), as in any project that installs actverify.
+Hypothesis profiles come from actverify's pytest plugin (actverify/plugin.py), as in any
+project that installs actverify; here pyproject.toml names it and the other plugins with `-p`
+instead of letting pytest load them through their `pytest11` entry points, which would have
+pytest rewrite the asserts of every module of their distributions in every pytest process.
 
 Here, unlike in a user's project, every Hypothesis test (tests/ too) runs under actverify's
 short `dev` profile unless ACTVERIFY_PROFILE or --hypothesis-profile says otherwise.
