@@ -4,8 +4,11 @@ One kernel per fault (tests/faults.py) through `actverify check`, the pytest sui
 `actverify fuzz`, and SIGINT/SIGTERM sent to check and fuzz mid-run.  Each case asserts the
 exit status (0 conforms, 1 violations, 2 usage error, 3 incomplete), that the JSON (and JUnit)
 reports are valid and say what ran and what did not, and that no process it started survives.
-Independent command lines run in parallel within a test; everything is float32, one or two
-properties and tiny time limits, so the matrix stays within seconds of CPU per case.
+Independent command lines run in parallel within a test; where the process boundary under
+test is the supervised worker's, not the command's, the check runs in this process on the fork
+server its pytest process shares (conftest.py: `checks_home`), and the commands are the slow
+set's.  Everything is float32, one or two properties and tiny time limits, so the matrix stays
+within seconds of CPU per case.
 """
 
 from __future__ import annotations
