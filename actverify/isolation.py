@@ -34,13 +34,14 @@ and the report says how to raise the limit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -384,10 +385,10 @@ def _end(proc: subprocess.Popen | _Forked, conn: Connection) -> None:
 
 
 def discard_prestarted() -> None:
-    """Stop the fork server and the prestarted workers that no Supervisor took (a usage
-    error came first, or this process is exiting)."""
+    """Stop the fork server (unless a `shared_fork_server` block keeps it) and the prestarted
+    workers that no Supervisor took (a usage error came first, or this process is exiting)."""
     global _SERVER
-    server, _SERVER = _SERVER, None
+    server, _SERVER = (None, _SERVER) if _SHARED else (_SERVER, None)
     if server is not None:
         server.close()
     while _PRESTARTED:
@@ -396,6 +397,25 @@ def discard_prestarted() -> None:
 
 
 atexit.register(discard_prestarted)
+
+_SHARED = False  # inside `shared_fork_server`
+
+
+@contextlib.contextmanager
+def shared_fork_server() -> Iterator[None]:
+    """One fork server for every check this process runs in the block: `actverify check`'s
+    `main` stops its server when it is done, which in a process that runs many checks (a test
+    session) costs each of them the server's torch import.  The server is still replaced
+    when this process's directory or environment changes (`_fork_server`), and every worker
+    is still forked from it before any torch op, one per Supervisor, dying with this process;
+    the block's end stops it."""
+    global _SHARED
+    _SHARED = True
+    try:
+        yield
+    finally:
+        _SHARED = False
+        discard_prestarted()
 
 
 class Supervisor:

@@ -88,8 +88,8 @@ def one_run(pytest_args: list[str]) -> dict:
         load = os.getloadavg()[0]
         before = _cpu()[1]
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-q", "-p",
-                               "default_run", *pytest_args], cwd=ROOT, env=env,
+        done = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-q", "-rfE",
+                               "-p", "default_run", *pytest_args], cwd=ROOT, env=env,
                               capture_output=True, text=True)
         wall = time.perf_counter() - start
         cpu = _cpu()[1] - before
@@ -97,15 +97,19 @@ def one_run(pytest_args: list[str]) -> dict:
             if records.exists() else []
     summary = next((line for line in reversed(done.stdout.splitlines()) if " in " in line),
                    done.stdout[-300:])
-    return {"status": done.returncode, "summary": summary, "load": load, "wall": wall,
+    failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    return {"status": done.returncode, "summary": summary, "failed": failed, "load": load,
+            "wall": wall,
             "cpu": cpu, "processes": [r for r in lines if "process" in r],
             "tests": [r for r in lines if "test" in r]}
 
 
-def report(runs: list[dict], *, top: int) -> None:
+def report(runs: list[dict], *, top: int, slowest: int) -> None:
     for i, r in enumerate(runs, 1):
         print(f"run {i}: exit {r['status']}, {r['summary']}; load average {r['load']:.2f} at "
               f"the start; wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s (every process)")
+        for line in r["failed"]:
+            print(f"  {line}")
         for p in sorted(r["processes"], key=lambda p: p["process"]):
             coll = f", collection {p['collection']:.1f} s" if p["collection"] else ""
             print(f"  {p['process']}: own CPU {p['cpu']:.1f} s{coll}")
@@ -121,18 +125,28 @@ def report(runs: list[dict], *, top: int) -> None:
     print(f"CPU in tests (their own and their subprocesses'): {in_tests:.1f} s; by file:")
     for name, (cpu, n) in sorted(per_file.items(), key=lambda kv: -kv[1][0])[:top]:
         print(f"  {cpu:7.1f} s {round(n):5d} tests  {name}")
+    if slowest:
+        per_test: dict[str, float] = defaultdict(float)
+        for r in runs:
+            for t in r["tests"]:
+                per_test[t["test"]] += t["cpu"] / len(runs)
+        print(f"the {slowest} tests that took the most CPU:")
+        for name, cpu in sorted(per_test.items(), key=lambda kv: -kv[1])[:slowest]:
+            print(f"  {cpu:7.1f} s  {name}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--top", type=int, default=20, help="files listed (default 20)")
+    parser.add_argument("--slowest", type=int, default=0,
+                        help="also list this many tests, the most CPU first (default none)")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     runs = [one_run(args.pytest_args) for _ in range(args.repeats)]
-    report(runs, top=args.top)
+    report(runs, top=args.top, slowest=args.slowest)
     return max(r["status"] for r in runs)
 
 

@@ -4,8 +4,11 @@ One kernel per fault (tests/faults.py) through `actverify check`, the pytest sui
 `actverify fuzz`, and SIGINT/SIGTERM sent to check and fuzz mid-run.  Each case asserts the
 exit status (0 conforms, 1 violations, 2 usage error, 3 incomplete), that the JSON (and JUnit)
 reports are valid and say what ran and what did not, and that no process it started survives.
-Independent command lines run in parallel within a test; everything is float32, one or two
-properties and tiny time limits, so the matrix stays within seconds of CPU per case.
+Independent command lines run in parallel within a test; where the process boundary under
+test is the supervised worker's, not the command's, the check runs in this process on the fork
+server its pytest process shares (conftest.py: `checks_home`), and the commands are the slow
+set's.  Everything is float32, one or two properties and tiny time limits, so the matrix stays
+within seconds of CPU per case.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.test_cli import Run, run_main
 
 REPO = Path(__file__).resolve().parent.parent
 FAULTS = REPO / "tests" / "faults.py"
@@ -63,10 +68,14 @@ def run(argv: list[str], cwd: Path, *, timeout: float = 120, **env: str) -> Done
     return Done(done.returncode, done.stdout + done.stderr, marker)
 
 
-def in_parallel(jobs: dict[str, callable]) -> dict:
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+def in_parallel(jobs: dict[str, callable], *, here: dict[str, callable] | None = None) -> dict:
+    """The jobs' results, by name; the jobs run in threads, and the `here` jobs one after
+    another in this thread meanwhile (what must run in the main thread: signal handlers,
+    a pytest session in this process)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
-        return {name: f.result() for name, f in futures.items()}
+        done = {name: job() for name, job in (here or {}).items()}
+        return {**done, **{name: f.result() for name, f in futures.items()}}
 
 
 def gone(marker: str) -> bool:
@@ -93,21 +102,50 @@ CHECK_MATRIX = {
 }
 
 
-def _check_cli(kernels: list[str], tmp_path: Path, more: dict | None = None) -> dict:
-    """`actverify check` on each kernel (float32, its properties, 0.3 s a call), and the
-    `more` jobs, all in parallel."""
+def _check_argv(kernel: str, report: Path) -> list[str]:
+    """`actverify check`'s arguments for one kernel: float32, its properties, 0.3 s a call."""
+    argv = ["check", f"{FAULTS}:{kernel}", "--activation", "sigmoid", "--dtype", "float32",
+            "--timeout", "0.3", "--json", str(report)]
+    for p in CHECK_MATRIX[kernel][0]:
+        argv += ["--property", p]
+    return argv
+
+
+def _check_cli(kernels: list[str], tmp_path: Path) -> dict:
+    """`actverify check` on each kernel, each a command of its own, all in parallel."""
     def job(kernel: str):
         def go() -> tuple[Done, dict | None]:
             report = tmp_path / f"{kernel}.json"
-            argv = ["actverify", "check", f"{FAULTS}:{kernel}", "--activation", "sigmoid",
-                    "--dtype", "float32", "--timeout", "0.3", "--json", str(report)]
-            for p in CHECK_MATRIX[kernel][0]:
-                argv += ["--property", p]
-            done = run(argv, tmp_path)
+            done = run(["actverify", *_check_argv(kernel, report)], tmp_path)
             return done, json.loads(report.read_text()) if report.exists() else None
         return go
 
-    return in_parallel({**{k: job(k) for k in kernels}, **(more or {})})
+    return in_parallel({k: job(k) for k in kernels})
+
+
+def _forked_workers() -> list[int]:
+    """The live workers of this process's fork servers (actverify.isolation)."""
+    parents, servers = {}, set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+            if int(ppid) == os.getpid() and b"--fork-server" in (entry / "cmdline").read_bytes():
+                servers.add(int(entry.name))
+        except OSError:  # it has just gone
+            continue
+        if state != "Z":  # a zombie has ended: only its status is left to collect
+            parents[int(entry.name)] = int(ppid)
+    return [pid for pid, ppid in parents.items() if ppid in servers]
+
+
+def _no_worker_left() -> bool:
+    deadline = time.monotonic() + 5  # as in `gone`
+    while _forked_workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _forked_workers()
 
 
 def _assert_verdict(kernel: str, status: int, data: dict) -> None:
@@ -141,32 +179,47 @@ def test_faults_a_process_survives_through_the_python_api(tmp_path: Path,
             assert "rerun with --timeout 1.2" in report.outcomes[0].reason
 
 
-def test_faults_that_end_or_stall_the_process_through_check(tmp_path: Path) -> None:
+def test_faults_that_end_or_stall_the_process_through_check(checks_home: Path,
+                                                          tmp_path: Path) -> None:
+    # `actverify check`'s main in this process, one kernel after another, forking its workers
+    # from the fork server this pytest process shares among its checks: what a fault takes
+    # down is the worker, and its death must be the finding.  The command as a shell runs it
+    # (exit status, stderr) is test_usage_error_through_python_dash_m's and the slow
+    # test_every_fault_through_the_check_command's; a module that ends the process it is
+    # imported in is checked so here, its whole output (every process's) one line.
     at_import = f"{REPO / 'tests' / 'faults_exit_at_import.py'}:sigmoid"
     two = tmp_path / "two-workers.json"
-    results = _check_cli(OUT_OF_PROCESS, tmp_path, more={"at_import": lambda: run(
-        ["actverify", "check", at_import, "--activation", "sigmoid", "--dtype", "float32"],
-        tmp_path), "two_workers": lambda: run(  # each worker's crash is its own finding
-        ["actverify", "check", f"{FAULTS}:segfaults", "--activation", "sigmoid", "--dtype",
-         "float32", "--property", "signature", "--property", "determinism", "--workers", "2",
-         "--json", str(two)], tmp_path)})
 
-    done = results.pop("two_workers")
+    def check(kernel: str):
+        def go() -> tuple[Run, dict]:
+            report = tmp_path / f"{kernel}.json"
+            ran = run_main(_check_argv(kernel, report))
+            assert _no_worker_left(), f"{kernel}: a worker outlived the run"
+            return ran, json.loads(report.read_text())
+        return go
+
+    results = in_parallel({"at_import": lambda: run(
+        ["actverify", "check", at_import, "--activation", "sigmoid", "--dtype", "float32"],
+        tmp_path)}, here={**{k: check(k) for k in OUT_OF_PROCESS}, "two_workers": lambda: run_main(
+        ["check", f"{FAULTS}:segfaults", "--activation", "sigmoid", "--dtype", "float32",
+         "--property", "signature", "--property", "determinism", "--workers", "2",  # each
+         "--json", str(two)])})  # worker's crash is its own finding
+
+    two_workers, done = results.pop("two_workers"), results.pop("at_import")
     data = json.loads(two.read_text())
-    assert done.status == 1 and data["counts"]["planned"] == data["counts"]["failed"] == 2
+    assert two_workers.status == 1, two_workers.stderr[-2000:]
+    assert data["counts"]["planned"] == data["counts"]["failed"] == 2
     assert [o["property"] for o in data["outcomes"]] == ["signature", "determinism"]
     assert all("killed by SIGSEGV" in f["failure"]["message"] for f in data["findings"])
-    assert gone(done.marker)
+    assert _no_worker_left()
 
     # A module that ends the process while being imported: not importable, exit 2, one line.
-    done = results.pop("at_import")
     assert done.status == 2 and len(done.out.strip().splitlines()) == 1, done.out
     assert "sys.exit(0)" in done.out and gone(done.marker)
 
     for kernel in OUT_OF_PROCESS:
-        done, data = results[kernel]
-        _assert_verdict(kernel, done.status, data)
-        assert gone(done.marker), f"{kernel}: a process outlived the run"
+        ran, data = results[kernel]
+        _assert_verdict(kernel, ran.status, data)
     message = {k: results[k][1]["findings"][0]["failure"]["message"] for k in OUT_OF_PROCESS}
     assert "killed by SIGSEGV" in message["segfaults"]
     assert "exit status 0" in message["os_exit"]
@@ -231,16 +284,29 @@ def _fuzz_command(kernel: str, *, minutes: str, out: Path, junit: Path) -> list[
     pytest.param(["suite-cuda_only", "fuzz-hangs_in_c"], id="default"),
     pytest.param(["suite-os_exit", "suite-hangs_in_c", "fuzz-cuda_only"], id="more",
                  marks=pytest.mark.slow)])
-def test_faults_through_the_pytest_suite_and_fuzz(cases: list[str], tmp_path: Path) -> None:
-    def suite(kernel: str):
+def test_faults_through_the_pytest_suite_and_fuzz(cases: list[str], tmp_path: Path,
+                                                  monkeypatch, capsys) -> None:
+    def suite_args(kernel: str) -> tuple[list[str], Path]:
+        junit = tmp_path / f"{kernel}.xml"
+        return [str(REPO / "properties"), f"--rootdir={REPO}", "-p", "no:cacheprovider", "-p",
+                "no:randomly", "-n", "0", "-q", "--actverify-target",
+                f"{FAULTS}:{kernel}=sigmoid", "--actverify-dtype", "float32", "-k",
+                "signature", f"--junitxml={junit}"], junit
+
+    def suite(kernel: str):  # a kernel that ends or stalls the process: a pytest of its own
         def go() -> tuple[Done, ET.Element]:
-            junit = tmp_path / f"{kernel}.xml"
-            done = run(["pytest", str(REPO / "properties"), f"--rootdir={REPO}", "-p",
-                        "no:cacheprovider", "-p", "no:randomly", "-n", "0", "-q",
-                        "--actverify-target", f"{FAULTS}:{kernel}=sigmoid",
-                        "--actverify-dtype", "float32", "-k", "signature",
-                        f"--junitxml={junit}"], tmp_path, ACTVERIFY_TIMEOUT="0.5")
+            args, junit = suite_args(kernel)
+            done = run(["pytest", *args], tmp_path, ACTVERIFY_TIMEOUT="0.5")
             return done, ET.parse(junit).getroot()
+        return go
+
+    def suite_here(kernel: str):  # one that does neither: a pytest session in this process
+        def go() -> tuple[Done, ET.Element]:
+            args, junit = suite_args(kernel)
+            monkeypatch.setenv("ACTVERIFY_TIMEOUT", "0.5")
+            status = pytest.main(args)
+            captured = capsys.readouterr()
+            return Done(int(status), captured.out + captured.err, ""), ET.parse(junit).getroot()
         return go
 
     def fuzz(kernel: str):
@@ -252,9 +318,10 @@ def test_faults_through_the_pytest_suite_and_fuzz(cases: list[str], tmp_path: Pa
         return go
 
     jobs = {"suite-os_exit": suite("os_exit"), "suite-hangs_in_c": suite("hangs_in_c"),
-            "suite-cuda_only": suite("cuda_only"), "fuzz-hangs_in_c": fuzz("hangs_in_c"),
-            "fuzz-cuda_only": fuzz("cuda_only")}
-    results = in_parallel({name: jobs[name] for name in cases})
+            "fuzz-hangs_in_c": fuzz("hangs_in_c"), "fuzz-cuda_only": fuzz("cuda_only")}
+    here = {"suite-cuda_only": suite_here("cuda_only")}
+    results = in_parallel({name: jobs[name] for name in cases if name in jobs},
+                          here={name: here[name] for name in cases if name in here})
 
     for name in {"suite-os_exit", "suite-hangs_in_c"} & set(cases):  # the test fails, and
         done, junit = results[name]  # pytest goes on and reports (a timeout: incomplete, 3)

@@ -77,7 +77,7 @@ def test_pytest_workers_run_one_thread():
     ["sweep", "--builtin", "--threads", "-1"],
     ["report", "--threads", "two"],
 ])
-def test_cli_rejects_bad_threads_before_work(argv, capsys):
+def test_cli_rejects_bad_threads_before_work(argv, capsys, checks_home):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "--threads" in err and len(err.splitlines()) == 1

@@ -56,14 +56,14 @@ def assert_one_line(run, message: str) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), USAGE_ERRORS)
 def test_usage_errors_exit_2_with_one_line_before_any_work(argv: list[str], message: str,
-                                                           tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
+                                                           checks_home: Path) -> None:
+    before = sorted(checks_home.rglob("*"))
 
     run = run_main(argv)
 
     assert_one_line(run, message)
     assert run.stdout == ""
-    assert list(tmp_path.iterdir()) == []  # no work started: no report, no stray .tmp
+    assert sorted(checks_home.rglob("*")) == before  # no work started: no report, no .tmp
 
 
 # ------------------------------------------------------------------------------ replay files
