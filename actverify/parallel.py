@@ -12,6 +12,7 @@ pickled but the outcomes); where fork is unavailable, or with one worker, the ru
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import signal
 from collections.abc import Callable, Iterator, Sequence
@@ -63,10 +64,16 @@ def run_all(work: Sequence[tuple[Property, Subject]], *, settings: Settings | No
         yield (run(prop, subject, settings=settings) for prop, subject in work)
         return
     _WORK, _SETTINGS, _RUN = work, settings, run
+    # What the workers inherit is frozen: their garbage collections then leave out torch's
+    # and Hypothesis's objects (as the fork server of `check` does, actverify/isolation.py),
+    # and this process takes them back when the pool is done.
+    gc.collect()
+    gc.freeze()
     try:
         with mp.get_context("fork").Pool(n, initializer=_ignore_signals_in_worker) as pool:
             # chunksize 1: runs differ in length by 100x; the order they complete in decides
             # only when an outcome can be shown
             yield pool.imap(_run_one, range(len(work)), chunksize=1)
     finally:
+        gc.unfreeze()
         _WORK, _SETTINGS, _RUN = (), None, run_property
