@@ -169,6 +169,13 @@ WIDE_ROWS = (513, 577, 769, 1023, 1025, 2049, 4097)
 LARGE_SHAPES = ((65537,), (257, 263), (3, 129, 171))
 
 
+# Named functions, not lambdas, in strategies: when a filter rejects a draw, Hypothesis
+# describes the strategy, and describing a lambda parses its module's source (about 0.06 s
+# of CPU per lambda in each new process).
+def _one_dim(n: int) -> tuple[int, ...]:
+    return (n,)
+
+
 @functools.lru_cache(maxsize=256)  # see _neighbourhood
 def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
            allow_large: bool = True) -> st.SearchStrategy[tuple[int, ...]]:
@@ -189,10 +196,12 @@ def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
     side = st.one_of(st.integers(1, 9), st.sampled_from(ODD_SIZES))
     of_rank = {n: st.tuples(*[side] * n) for n in range(max(min_dims, 1), max_dims + 1)}
     nd = st.integers(max(min_dims, 1), max_dims).flatmap(of_rank.__getitem__)
-    small = st.one_of(st.integers(1, 64).map(lambda n: (n,)), nd).filter(
-        lambda s: fits(s) and math.prod(s) <= 20000)
+    def small_enough(shape: tuple[int, ...]) -> bool:
+        return fits(shape) and math.prod(shape) <= 20000
+
+    small = st.one_of(st.integers(1, 64).map(_one_dim), nd).filter(small_enough)
     # Many values: sizes that straddle vector widths, as 1-d or rows, and wide softmax rows.
-    many = st.one_of(st.sampled_from(ODD_SIZES[9:]).map(lambda n: (n,)),
+    many = st.one_of(st.sampled_from(ODD_SIZES[9:]).map(_one_dim),
                      st.tuples(st.integers(2, 9), st.sampled_from(ODD_SIZES[5:13])),
                      st.tuples(st.integers(1, 3), st.sampled_from(WIDE_ROWS)),
                      # 4-d, so that channels_last applies
@@ -207,7 +216,7 @@ def shapes(*, min_dims: int = 0, max_dims: int = 4, allow_empty: bool = True,
     # Branch 0 is where shrinking goes first: the degenerate shapes, then small ones.
     branches = ([st.one_of(degenerate)] if degenerate else []) + [small] * 2 + [many] * 6
     branches.append(st.sampled_from(big) if big else many)
-    return st.integers(0, len(branches) - 1).flatmap(lambda i: branches[i])
+    return st.integers(0, len(branches) - 1).flatmap(branches.__getitem__)
 
 
 # --------------------------------------------------------------------------------- tensors
@@ -421,7 +430,10 @@ def params_for(spec, ndim: int, *, monotone_only: bool = False,
                   for p in spec.params}
     drawn = st.fixed_dictionaries(strategies)
     if where is not None:
-        drawn = drawn.filter(lambda params: where(params, ndim))
+        def supported(params: dict) -> bool:
+            return where(params, ndim)
+
+        drawn = drawn.filter(supported)
     return drawn.filter(spec.is_monotone) if monotone_only else drawn
 
 

@@ -36,6 +36,11 @@ def thresholds(fmt):
 SLOPES = (0.0, 2.0**-20, 0.01, 0.2, 1.0, 2.5, -2.0, -0.5)
 
 
+def _beyond_float32(v: float) -> bool:
+    """Whether float32 cannot hold v exactly."""
+    return float(np.float32(v)) != v
+
+
 def slopes(ndim: int, fmt=None) -> st.SearchStrategy[float]:
     """Slopes in the kernel's precision: float64 kernels also get slopes that float32 cannot
     hold (a kernel that rounds the slope to float32 is then off); the others float32 slopes."""
@@ -45,7 +50,7 @@ def slopes(ndim: int, fmt=None) -> st.SearchStrategy[float]:
         # Hypothesis favours simple floats (integers, halves, its constants), which float32
         # holds exactly: without this filter about seven drawn float64 slopes in ten are
         # float32 values, and a float64 kernel that rounds its slope to float32 is rarely seen.
-        drawn = drawn.filter(lambda v: float(np.float32(v)) != v)
+        drawn = drawn.filter(_beyond_float32)  # named: see strategies._one_dim
     return st.one_of(st.sampled_from(SLOPES), drawn)
 
 
