@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from actverify.errors import Interrupted, UsageError
-from actverify.names import DTYPE_NAMES, KINKS, POLICY_NAMES
+from actverify.names import DTYPE_NAMES, KINKS, POLICY_NAMES, dtype_name
 from actverify.outputs import writable_file
 from actverify.threads import add_argument as add_threads_argument
 
@@ -268,6 +268,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if DATABASE_ERROR:  # a malformed ACTVERIFY_DB
             raise UsageError(DATABASE_ERROR)
         args = build_parser().parse_args(argv)
+        if getattr(args, "dtype", None):  # a misspelt dtype is told before torch is imported
+            args.dtype = [dtype_name(d) for d in args.dtype]
         if args.command == "check" and args.isolate:  # torch is its workers' to import
             from actverify.threads import export as export_threads
 
