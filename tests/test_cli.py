@@ -143,20 +143,26 @@ def test_check_starts_as_many_workers_as_its_plan_can_keep(monkeypatch) -> None:
     assert check.check_workers(None, Plan("k", "sigmoid", None, True, (subject,))) == 1
 
 
+def run_fresh(script: str, *, cwd: Path) -> subprocess.CompletedProcess:
+    """`script` in a fresh interpreter (as a command runs: nothing imported yet) with this
+    checkout on its path; it must exit 0."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done
+
+
 def test_a_misspelt_dtype_is_refused_before_torch_is_imported(tmp_path: Path) -> None:
     # Every command that takes --dtype: exit 2 with one line, with no torch import first
     # (about 2 s of CPU for a typo).  A fresh interpreter, as the commands run.
     commands = [["report"], ["sweep", "--builtin"], ["isa"],
                 ["check", "torch.special:expit", "--activation", "sigmoid"]]
-    script = ("import sys\nfrom actverify.cli import main\n"
-              f"for command in {commands!r}:\n"
-              "    assert main(command + ['--dtype', 'fp8']) == 2, command\n"
-              "    assert 'torch' not in sys.modules, command\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path, env=env)
+    done = run_fresh("import sys\nfrom actverify.cli import main\n"
+                     f"for command in {commands!r}:\n"
+                     "    assert main(command + ['--dtype', 'fp8']) == 2, command\n"
+                     "    assert 'torch' not in sys.modules, command\n", cwd=tmp_path)
 
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert done.stderr.splitlines() == ["error: unknown dtype 'fp8'; use one of float16, "
                                         "bfloat16, float32, float64"] * len(commands)
 
@@ -164,16 +170,12 @@ def test_a_misspelt_dtype_is_refused_before_torch_is_imported(tmp_path: Path) ->
 def test_the_check_parent_never_imports_torch(tmp_path: Path) -> None:
     # Its workers do (one import each); a second one in the parent cost about 1.5 s of CPU
     # beside theirs.  A fresh interpreter, as the command runs.
-    script = ("import sys\nfrom actverify.cli import main\n"
+    run_fresh("import sys\nfrom actverify.cli import main\n"
               "status = main(['check', 'torch.special:expit', '--activation', 'sigmoid', "
               "'--dtype', 'float32', '--property', 'range', '--json', 'r.json'])\n"
               "assert 'torch' not in sys.modules, 'the parent imported torch'\n"
-              "sys.exit(status)\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path, env=env)
+              "sys.exit(status)\n", cwd=tmp_path)
 
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert strict_json((tmp_path / "r.json").read_text())["verdict"] == "conforms"
 
 
