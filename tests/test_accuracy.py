@@ -151,6 +151,29 @@ def test_ulp_and_ulp_error_agree_with_mpmath(fmt: FloatFormat, name: str,
 
 
 @pytest.mark.parametrize("fmt", FMTS, ids=FMT_IDS)
+def test_ulp_at_every_binade_edge_is_the_definition(fmt: FloatFormat) -> None:
+    # `ulp`'s fast paths (a table indexed by the float64 exponent field; for extended
+    # references, that of their float64 rounding, corrected where it crossed into the next
+    # binade or past float64's range) against mpmath's definition, clipped to the format's
+    # binades as `ulp` is: every power of two from below the format's subnormals to above its
+    # largest value, each with its neighbours in the reference type, both signs.
+    rt = reference_dtype(fmt)
+    exponents = np.arange(fmt.emin - fmt.precision - 40, fmt.emax + 9)
+    powers = np.ldexp(np.ones(exponents.shape, dtype=rt), exponents)
+    edges = np.concatenate([powers, np.nextafter(powers, rt(0)), np.nextafter(powers, rt(np.inf))])
+    r = np.concatenate([edges, -edges, np.array([0.0, -0.0], dtype=rt)])
+    r = r[np.isfinite(r)]
+    top = mp_ulp(fmt, mpmath.mpf(fmt.max))
+
+    got = ulp(r, fmt)
+
+    with mpmath.workprec(PREC):
+        wrong = [(float(v), float(u)) for v, u in zip(r, got)
+                 if mp_value(u) != min(mp_ulp(fmt, mp_value(v)), top)]
+    assert not wrong, wrong[:5]
+
+
+@pytest.mark.parametrize("fmt", FMTS, ids=FMT_IDS)
 def test_ulp_in_the_subnormal_range_is_the_quantum(fmt: FloatFormat) -> None:
     rt = reference_dtype(fmt)
     q = fmt.smallest_subnormal
