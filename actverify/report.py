@@ -59,8 +59,12 @@ class Report:
     interrupted: str | None = None  # why the run stopped early (a signal, the worker, ...)
     finished: bool = False  # the run came to its end (not still running, not cut short)
     _saved_at: float = field(default=-math.inf, repr=False, compare=False)  # see SAVE_EVERY
-    # The plan position of each outcome, where runs complete out of plan order (`add`).
+    # The plan position of each outcome, where runs complete out of plan order (`add`);
+    # outcomes given at construction hold the first places, in their order.
     _places: list[int] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._places = list(range(len(self.outcomes)))
 
     @property
     def ok(self) -> bool:
